@@ -1,0 +1,124 @@
+"""The artifact file: one zip holding manifest.json and the compiled library; reads without TVM."""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+import json
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from .errors import ArtifactError
+from .fsutil import atomic_path, canonical_json, sha256_bytes
+from .signature import TensorSpec
+
+FORMAT = "accel-artifact"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+SIGNATURE = "manifest.sig"
+
+
+@dataclasses.dataclass(frozen=True)
+class Artifact:
+    """A compiled model on disk: its path and its manifest."""
+
+    path: Path
+    manifest: dict[str, Any]
+
+    @property
+    def inputs(self) -> tuple[TensorSpec, ...]:
+        """Input signature, in call order."""
+        return tuple(TensorSpec.from_json(t) for t in self.manifest["inputs"])
+
+    @property
+    def outputs(self) -> tuple[TensorSpec, ...]:
+        """Output signature, in return order."""
+        return tuple(TensorSpec.from_json(t) for t in self.manifest["outputs"])
+
+    @property
+    def target_name(self) -> str:
+        """The named target it was compiled for."""
+        return self.manifest["target"]["name"]
+
+    def read_member(self, name: str) -> bytes:
+        """Read one file stored in the artifact."""
+        with _open_zip(self.path) as zf:
+            try:
+                return zf.read(name)
+            except KeyError:
+                raise ArtifactError(f"{self.path}: missing member '{name}'") from None
+
+    def library_bytes(self) -> bytes:
+        """The compiled library, verified against the manifest's sha256."""
+        lib = self.manifest["library"]
+        data = self.read_member(lib["path"])
+        if sha256_bytes(data) != lib["sha256"]:
+            raise ArtifactError(f"{self.path}: library '{lib['path']}' does not match the "
+                                "sha256 in its manifest (tampered with or corrupt); refusing "
+                                "to load it")
+        return data
+
+
+def _open_zip(path: Path) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(path)
+    except FileNotFoundError:
+        raise ArtifactError(f"{path}: no such file") from None
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ArtifactError(f"{path}: not an accel artifact ({exc})") from None
+
+
+def open_artifact(path: str | os.PathLike, *, signing_key: bytes | None = None) -> Artifact:
+    """Read and validate an artifact's manifest (and its signature when a key is given)."""
+    path = Path(path)
+    with _open_zip(path) as zf:
+        try:
+            raw = zf.read(MANIFEST)
+        except KeyError:
+            raise ArtifactError(f"{path}: not an accel artifact (no {MANIFEST})") from None
+        signature = zf.read(SIGNATURE) if SIGNATURE in zf.namelist() else None
+    manifest = _parse_manifest(path, raw)
+    if signing_key is not None:
+        _verify_signature(path, raw, signature, signing_key)
+    return Artifact(path, manifest)
+
+
+def _parse_manifest(path: Path, raw: bytes) -> dict:
+    try:
+        manifest = json.loads(raw)
+    except ValueError:
+        raise ArtifactError(f"{path}: corrupt manifest (not JSON)") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ArtifactError(f"{path}: not an accel artifact (manifest format)")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ArtifactError(f"{path}: artifact format version {manifest.get('format_version')} "
+                            f"is not supported by this accel (reads {FORMAT_VERSION}); recompile")
+    return manifest
+
+
+def sign(raw_manifest: bytes, key: bytes) -> bytes:
+    """HMAC-SHA256 of the manifest bytes (which pin the library's sha256)."""
+    return hmac.new(key, raw_manifest, "sha256").hexdigest().encode()
+
+
+def _verify_signature(path: Path, raw: bytes, signature: bytes | None, key: bytes) -> None:
+    if signature is None:
+        raise ArtifactError(f"{path}: artifact is not signed, and a signing key is required")
+    if not hmac.compare_digest(signature, sign(raw, key)):
+        raise ArtifactError(f"{path}: signature does not match the signing key; refusing it")
+
+
+def write_artifact(path: str | os.PathLike, manifest: dict, members: dict[str, bytes], *,
+                   signing_key: bytes | None = None) -> Artifact:
+    """Write manifest and members into one zip, atomically (temp file, then rename)."""
+    raw = canonical_json(manifest).encode()
+    with atomic_path(path) as tmp:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr(MANIFEST, raw)
+            if signing_key is not None:
+                zf.writestr(SIGNATURE, sign(raw, signing_key))
+            for name, data in members.items():
+                zf.writestr(name, data)
+    return Artifact(Path(path), manifest)

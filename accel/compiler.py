@@ -1,0 +1,191 @@
+"""accel.compile: Model -> Artifact for a named target (import, pipeline, build, export, write)."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from . import env
+from .artifact import FORMAT, FORMAT_VERSION, Artifact, write_artifact
+from .errors import AccelError, CompileError, UsageError, did_you_mean
+from .fsutil import sha256_bytes, sha256_json
+from .model import Model, load_model
+from .options import CompileOptions
+from .target import TargetSpec, get_target
+from .versions import versions
+
+
+def compile(model, target: str | TargetSpec | None = None, *,  # noqa: A001 - public API name
+            options: CompileOptions | None = None, output: str | os.PathLike | None = None,
+            example_inputs=None, dump_ir: str | os.PathLike | None = None,
+            signing_key: bytes | None = None) -> Artifact:
+    """Compile a model for a named target into a one-file artifact.
+
+    Parameters
+    ----------
+    model : str, PathLike, onnx.ModelProto, torch.nn.Module or torch.export.ExportedProgram
+        The model; an ``nn.Module`` needs ``example_inputs``.
+    target : str or TargetSpec, optional
+        A named target (``accel targets list``); ``None`` means this host.
+    options : CompileOptions, optional
+        Optimization level, input shapes, disabled passes.
+    output : path, optional
+        Where to write the artifact; by default a content-keyed file in accel's cache folder.
+    dump_ir : path, optional
+        A folder receiving the IR after every pass (one file per pass).
+    signing_key : bytes, optional
+        Sign the manifest with HMAC-SHA256 (``accel.load(..., signing_key=...)`` checks it).
+
+    Returns
+    -------
+    Artifact
+    """
+    options = options or CompileOptions()
+    spec = get_target(target)
+    if spec.is_micro:
+        raise UsageError(f"target '{spec.name}' needs the C package format (a standalone C "
+                         "package for arm-none-eabi-gcc), which this accel cannot write yet")
+    started = time.perf_counter()
+    model = load_model(model, example_inputs=example_inputs, options=options)
+    import_s = time.perf_counter() - started
+    executable, report = build(model, spec, options, dump_ir=dump_ir)
+    report["phases"].insert(0, {"name": "import", "seconds": round(import_s, 4)})
+    return _write(model, spec, options, executable, report, output, signing_key)
+
+
+def build(model: Model, spec: TargetSpec, options: CompileOptions, *, dump_ir=None):
+    """Run the family pipeline and TVM's build; return (executable, compile report)."""
+    import tvm
+
+    from .pipeline import build_passes
+
+    target = spec.tvm_target()
+    phases = build_passes(spec, target, options)
+    _check_disabled(options, phases)
+    timings: list[dict] = []
+    relax_pipeline = _timed_pipeline(phases, target, timings)
+    instruments = [tvm.ir.instrument.DumpIR(str(dump_ir), refresh=True)] if dump_ir else []
+    with _device_codegen(spec), tvm.transform.PassContext(
+            opt_level=3, disabled_pass=list(options.disabled_passes), instruments=instruments):
+        kernels_before = _count_kernels_after_legalize(model.mod, target)
+        try:
+            started = time.perf_counter()
+            executable = tvm.compile(model.mod, target, relax_pipeline=relax_pipeline)
+            timings.append({"name": "codegen", "seconds": None, "total": time.perf_counter()
+                            - started})
+        except AccelError:
+            raise
+        except Exception as exc:
+            raise CompileError(f"{model.source}: compiling for target '{spec.name}' failed: "
+                               f"{_last_line(exc)}") from exc
+    return executable, _report(timings, kernels_before)
+
+
+def _check_disabled(options: CompileOptions, phases) -> None:
+    names = {p.info.name for _, passes in phases for p in passes}
+    for name in options.disabled_passes:
+        if name not in names:
+            raise UsageError(f"--disable-pass '{name}' is not a pass of this pipeline",
+                             hint=did_you_mean(name, names))
+
+
+def _timed_pipeline(phases, target, timings: list[dict]):
+    import tvm
+
+    @tvm.transform.module_pass(opt_level=0, name="accel.Pipeline")
+    def pipeline(mod, _ctx):
+        with target:
+            for name, passes in phases:
+                started = time.perf_counter()
+                mod = tvm.transform.Sequential(passes, name=f"accel.{name}")(mod)
+                timings.append({"name": name, "seconds": round(time.perf_counter() - started, 4),
+                                "kernels": _count_prim_funcs(mod)})
+        return mod
+
+    return pipeline
+
+
+def _count_prim_funcs(mod) -> int:
+    import tvm
+
+    return sum(isinstance(f, tvm.tirx.PrimFunc) for f in mod.functions.values())
+
+
+def _count_kernels_after_legalize(mod, target) -> int:
+    """Kernel count with no fusion: the baseline the report compares fused kernels with."""
+    import tvm
+    from tvm import relax
+
+    with target:
+        legal = tvm.transform.Sequential([relax.transform.DecomposeOpsForInference(),
+                                          relax.transform.LegalizeOps()])(mod)
+    return _count_prim_funcs(legal)
+
+
+def _report(timings: list[dict], kernels_before: int) -> dict:
+    phases = [t for t in timings if t["seconds"] is not None]
+    codegen = next(t for t in timings if t["seconds"] is None)
+    in_pipeline = sum(t["seconds"] for t in phases)
+    phases.append({"name": "codegen", "seconds": round(codegen["total"] - in_pipeline, 4)})
+    after = next((t["kernels"] for t in reversed(phases) if "kernels" in t), None)
+    return {"phases": phases, "kernels_unfused": kernels_before, "kernels": after}
+
+
+def _last_line(exc: Exception) -> str:
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    return (lines[-1] if lines else type(exc).__name__)[:400]
+
+
+@contextlib.contextmanager
+def _device_codegen(spec: TargetSpec):
+    """Device-specific code generation set-up (CUDA needs nvcc reachable without a driver)."""
+    if spec.family != "cuda":
+        yield
+        return
+    from .cuda import cuda_compile_env, ensure_cuda_codegen
+
+    ensure_cuda_codegen()
+    with cuda_compile_env():
+        yield
+
+
+def _write(model, spec, options, executable, report, output, signing_key) -> Artifact:
+    from .export import device_sources, export_library
+
+    started = time.perf_counter()
+    lib_name, lib_bytes = export_library(executable, spec)
+    members = {lib_name: lib_bytes}
+    members.update({k: v.encode() for k, v in device_sources(executable).items()})
+    report["phases"].append({"name": "export", "seconds": round(time.perf_counter() - started,
+                                                                 4)})
+    manifest = _manifest(model, spec, options, lib_name, lib_bytes, report)
+    path = Path(output) if output else _default_output(manifest)
+    return write_artifact(path, manifest, members, signing_key=signing_key)
+
+
+def _manifest(model, spec, options, lib_name, lib_bytes, report) -> dict:
+    return {
+        "format": FORMAT, "format_version": FORMAT_VERSION,
+        "model": {"source": model.source, "format": model.format, "sha256": model.sha256},
+        "inputs": [t.to_json() for t in model.inputs],
+        "outputs": [t.to_json() for t in model.outputs],
+        "target": {"name": spec.name, "family": spec.family, "tvm": spec.resolved(),
+                   "fingerprint": spec.fingerprint()},
+        "runtime": {"arch": spec.arch, "device": spec.device,
+                    "cpu_features": list(spec.cpu_features)},
+        "library": {"path": lib_name, "format": spec.export_format,
+                    "sha256": sha256_bytes(lib_bytes), "bytes": len(lib_bytes)},
+        "options": options.to_json(),
+        "versions": versions(),
+        "report": report,
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def _default_output(manifest: dict) -> Path:
+    key = sha256_json({k: manifest[k] for k in ("model", "target", "options", "versions")})
+    return env.cache_dir() / "artifacts" / f"{key[:32]}.accel"

@@ -1,0 +1,131 @@
+"""ONNX import: reads and checks the file, finds unsupported ops, pins shapes, calls TVM's importer."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from ..errors import (InvalidModelError, ModelFileError, ShapeError, UnsupportedOpError,
+                      did_you_mean)
+from ..fsutil import sha256_bytes
+from ..model import Model
+from ..signature import TensorSpec
+from . import relax_outputs
+
+_DEFAULT_DOMAINS = ("", "ai.onnx")
+
+
+def import_file(path: Path, *, shapes: dict[str, tuple[int, ...]]) -> Model:
+    """Import an ONNX file, with clear errors for missing, non-model or malformed files."""
+    data = path.read_bytes()
+    try:
+        model = onnx.load_from_string(data)
+    except Exception as exc:  # protobuf DecodeError and friends
+        raise ModelFileError(f"{path}: not an ONNX model ({type(exc).__name__}: "
+                             f"{str(exc)[:120]})") from None
+    if not model.graph.node and not model.graph.output:
+        raise ModelFileError(f"{path}: not an ONNX model (no graph)")
+    return import_model(model, source=str(path), shapes=shapes, data=data)
+
+
+def import_model(model: onnx.ModelProto, *, source: str, shapes: dict[str, tuple[int, ...]],
+                 data: bytes | None = None) -> Model:
+    """Import an in-memory ONNX model into a :class:`Model` with static input shapes."""
+    _check(model, source)
+    inputs = _input_specs(model, source, shapes)
+    _check_ops(model, source)
+    mod = _convert(model, source, inputs)
+    outputs = relax_outputs(mod, [o.name for o in model.graph.output])
+    digest = sha256_bytes(data if data is not None else model.SerializeToString())
+    return Model(mod, inputs, outputs, digest, source, "onnx")
+
+
+def _check(model: onnx.ModelProto, source: str) -> None:
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise InvalidModelError(f"{source}: malformed ONNX model: {first}") from None
+
+
+def _graph_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
+    weights = {init.name for init in model.graph.initializer}
+    return [vi for vi in model.graph.input if vi.name not in weights]
+
+
+def _input_specs(model, source, shapes) -> tuple[TensorSpec, ...]:
+    graph_inputs = _graph_inputs(model)
+    names = [vi.name for vi in graph_inputs]
+    for name in shapes:
+        if name not in names:
+            raise ShapeError(f"{source}: --input-shape names unknown input '{name}'",
+                             hint=did_you_mean(name, names))
+    return tuple(_input_spec(vi, source, shapes.get(vi.name)) for vi in graph_inputs)
+
+
+def _input_spec(vi: onnx.ValueInfoProto, source: str, override) -> TensorSpec:
+    ttype = vi.type.tensor_type
+    dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(ttype.elem_type)).name
+    dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
+            for d in ttype.shape.dim]
+    if override is not None:
+        if ttype.HasField("shape") and len(override) != len(dims):
+            raise ShapeError(f"{source}: --input-shape for '{vi.name}' has rank {len(override)}, "
+                             f"the model's input has rank {len(dims)} {dims}")
+        return TensorSpec(vi.name, tuple(override), dtype)
+    if not ttype.HasField("shape"):
+        raise ShapeError(f"{source}: input '{vi.name}' has no shape",
+                         hint=f"give one with --input-shape {vi.name}=D0,D1,...")
+    dynamic = [f"dim {i} ('{d}')" for i, d in enumerate(dims) if not isinstance(d, int) or d <= 0]
+    if dynamic:
+        example = ",".join(str(d) if isinstance(d, int) and d > 0 else "N" for d in dims)
+        raise ShapeError(f"{source}: input '{vi.name}' has dynamic {', '.join(dynamic)} "
+                         f"in shape {dims}",
+                         hint=f"fix it with --input-shape {vi.name}={example} (N a number)")
+    return TensorSpec(vi.name, tuple(dims), dtype)
+
+
+def supported_ops() -> set[str]:
+    """ONNX op types that the importer converts."""
+    from tvm.relax.frontend.onnx import onnx_frontend
+
+    return set(onnx_frontend._get_convert_map())
+
+
+def _walk_nodes(graph: onnx.GraphProto):
+    for node in graph.node:
+        yield node
+        for attr in node.attribute:
+            for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                yield from _walk_nodes(sub)
+
+
+def _check_ops(model: onnx.ModelProto, source: str) -> None:
+    known = supported_ops()
+    missing: dict[str, list[str]] = {}
+    for i, node in enumerate(_walk_nodes(model.graph)):
+        domain_ok = node.domain in _DEFAULT_DOMAINS
+        if not domain_ok or node.op_type not in known:
+            op = node.op_type if domain_ok else f"{node.domain}::{node.op_type}"
+            missing.setdefault(op, []).append(node.name or f"#{i}")
+    if missing:
+        raise UnsupportedOpError(source, missing)
+
+
+def _convert(model: onnx.ModelProto, source: str, inputs: tuple[TensorSpec, ...]):
+    from tvm.relax.frontend.onnx import from_onnx
+
+    opset = next((o.version for o in model.opset_import if o.domain in _DEFAULT_DOMAINS), None)
+    shape_dict = {t.name: list(t.shape) for t in inputs}
+    dtype_dict = {t.name: t.dtype for t in inputs}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return from_onnx(model, shape_dict=shape_dict, dtype_dict=dtype_dict, opset=opset,
+                             keep_params_in_input=False)
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+        raise InvalidModelError(f"{source}: the ONNX importer failed: {first[:300]}") from exc

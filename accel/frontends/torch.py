@@ -1,0 +1,103 @@
+"""PyTorch import through torch.export: nn.Module with example inputs, ExportedProgram, or .pt2."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import InvalidModelError, ModelFileError, UnsupportedOpError, UsageError
+from ..model import Model
+from ..signature import TensorSpec
+from . import relax_outputs
+
+
+def import_module(module, *, example_inputs) -> Model:
+    """Export an ``nn.Module`` (or take an ``ExportedProgram``) and import it into Relax."""
+    if isinstance(module, torch.export.ExportedProgram):
+        return _import_program(module, source=f"<ExportedProgram>")
+    if not isinstance(module, torch.nn.Module):
+        raise UsageError(f"cannot compile a {type(module).__name__}")
+    if example_inputs is None:
+        raise UsageError("a torch.nn.Module needs example_inputs (a tuple of tensors)")
+    if isinstance(example_inputs, torch.Tensor):
+        example_inputs = (example_inputs,)
+    source = f"<{type(module).__name__}>"
+    try:
+        program = torch.export.export(module.eval(), tuple(example_inputs))
+    except Exception as exc:
+        raise InvalidModelError(f"{source}: torch.export failed: "
+                                f"{str(exc).strip().splitlines()[0][:300]}") from exc
+    return _import_program(program, source=source)
+
+
+def import_pt2(path: Path) -> Model:
+    """Import a program saved with ``torch.export.save``."""
+    try:
+        program = torch.export.load(str(path))
+    except Exception as exc:
+        raise ModelFileError(f"{path}: not a torch.export program ({type(exc).__name__}: "
+                             f"{str(exc)[:120]})") from None
+    return _import_program(program, source=str(path), digest=_file_digest(path))
+
+
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _program_digest(program) -> str:
+    digest = hashlib.sha256(str(program.graph_module.code).encode())
+    for name, value in sorted(program.state_dict.items()):
+        digest.update(name.encode())
+        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    for name, value in sorted(program.constants.items()):
+        if isinstance(value, torch.Tensor):
+            digest.update(name.encode())
+            digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _input_specs(program) -> tuple[TensorSpec, ...]:
+    specs = []
+    user_inputs = set(program.graph_signature.user_inputs)
+    for node in program.graph.nodes:
+        if node.op == "placeholder" and node.name in user_inputs:
+            val = node.meta["val"]
+            if not all(isinstance(d, int) for d in val.shape):
+                raise InvalidModelError(f"input '{node.name}' has a dynamic shape {val.shape}: "
+                                        "export with static shapes")
+            dtype = np.dtype(str(val.dtype).removeprefix("torch.")).name
+            specs.append(TensorSpec(node.name, tuple(val.shape), dtype))
+    return tuple(specs)
+
+
+def _import_program(program, *, source: str, digest: str | None = None) -> Model:
+    from tvm.relax.frontend.torch import from_exported_program
+
+    inputs = _input_specs(program)
+    try:
+        mod = from_exported_program(program, keep_params_as_input=False)
+    except AssertionError as exc:
+        raise _unsupported(source, program, str(exc)) from None
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+        raise InvalidModelError(f"{source}: the PyTorch importer failed: {first[:300]}") from exc
+    outputs = relax_outputs(mod)
+    return Model(mod, inputs, outputs, digest or _program_digest(program), source, "torch")
+
+
+def _unsupported(source: str, program, message: str) -> Exception:
+    prefix = "Unsupported function types "
+    if not message.startswith(prefix):
+        return InvalidModelError(f"{source}: the PyTorch importer failed: {message[:300]}")
+    ops = ast.literal_eval(message[len(prefix):])
+    found: dict[str, list[str]] = {op: [] for op in ops}
+    graph = program.run_decompositions().graph
+    for node in graph.nodes:
+        name = getattr(node.target, "__name__", "")
+        if node.op == "call_function" and name in found:
+            found[name].append(node.name)
+    return UnsupportedOpError(source, found)

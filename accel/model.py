@@ -1,0 +1,62 @@
+"""The Model stage value: an imported Relax module with its signature, and the import dispatch."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from .errors import ModelFileError, UsageError
+from .options import CompileOptions
+from .signature import TensorSpec
+
+
+@dataclasses.dataclass(frozen=True)
+class Model:
+    """A model imported into TVM's Relax IR, weights bound as constants."""
+
+    mod: Any  # tvm.IRModule
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    sha256: str
+    source: str
+    format: str  # "onnx" or "torch"
+
+
+def load_model(model, *, example_inputs=None, options: CompileOptions | None = None) -> Model:
+    """Import an ONNX file or ModelProto, a saved torch.export program (.pt2), an
+    ``ExportedProgram``, or an ``nn.Module`` with ``example_inputs``, into a :class:`Model`."""
+    options = options or CompileOptions()
+    shapes = dict(options.input_shapes)
+    if isinstance(model, Model):
+        return model
+    if isinstance(model, str | os.PathLike):
+        return _load_path(Path(model), shapes)
+    kind = type(model).__module__.split(".")[0]
+    if kind == "onnx":
+        from .frontends import onnx as onnx_frontend
+
+        return onnx_frontend.import_model(model, source="<onnx.ModelProto>", shapes=shapes)
+    if kind == "torch":
+        from .frontends import torch as torch_frontend
+
+        return torch_frontend.import_module(model, example_inputs=example_inputs)
+    raise UsageError(f"cannot compile a {type(model).__name__}",
+                     hint="pass an .onnx or .pt2 path, an onnx.ModelProto, a torch.nn.Module "
+                          "with example_inputs, or a torch.export.ExportedProgram")
+
+
+def _load_path(path: Path, shapes: dict) -> Model:
+    if not path.exists():
+        raise ModelFileError(f"{path}: no such file")
+    if not path.is_file():
+        raise ModelFileError(f"{path}: not a file")
+    if path.suffix == ".pt2" or zipfile.is_zipfile(path):
+        from .frontends import torch as torch_frontend
+
+        return torch_frontend.import_pt2(path)
+    from .frontends import onnx as onnx_frontend
+
+    return onnx_frontend.import_file(path, shapes=shapes)

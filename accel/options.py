@@ -1,0 +1,54 @@
+"""Compile options: a frozen dataclass with named presets O0..O3, parsed once at the boundary."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from typing import Any
+
+from .errors import UsageError
+
+
+class OptLevel(enum.Enum):
+    """Optimization presets; each family's pipeline reads which phases a level turns on."""
+
+    O0 = 0
+    O1 = 1
+    O2 = 2
+    O3 = 3
+
+    @classmethod
+    def parse(cls, value: str | int | OptLevel) -> OptLevel:
+        """Accept ``"O2"``, ``"2"``, ``2`` or an OptLevel; reject anything else, listing choices."""
+        if isinstance(value, OptLevel):
+            return value
+        text = str(value).upper().removeprefix("O")
+        if text.isdigit() and int(text) in range(4):
+            return cls(int(text))
+        raise UsageError(f"unknown optimization level '{value}'", hint="valid: O0, O1, O2, O3")
+
+
+@dataclasses.dataclass(frozen=True)
+class CompileOptions:
+    """Everything that changes what a compile produces (and so keys the compile cache)."""
+
+    opt_level: OptLevel = OptLevel.O2
+    #: Static shapes for inputs with dynamic or unknown dims, as (name, shape) pairs.
+    input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    #: Pass names to skip (see ``accel.pipeline.PASS_NAMES``).
+    disabled_passes: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        object.__setattr__(self, "opt_level", OptLevel.parse(self.opt_level))
+        shapes = dict(self.input_shapes) if not isinstance(self.input_shapes, dict) \
+            else self.input_shapes
+        object.__setattr__(self, "input_shapes",
+                           tuple(sorted((n, tuple(int(d) for d in s)) for n, s in shapes.items())))
+        object.__setattr__(self, "disabled_passes", tuple(sorted(set(self.disabled_passes))))
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able dict, stored in the artifact manifest."""
+        return {"opt_level": self.opt_level.name,
+                "input_shapes": {n: list(s) for n, s in self.input_shapes},
+                "disabled_passes": list(self.disabled_passes)}
+

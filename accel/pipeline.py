@@ -1,0 +1,119 @@
+"""Compilation pipelines: per target family, an explicit ordered list of named phases of passes."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+from .options import CompileOptions, OptLevel
+
+
+@dataclasses.dataclass(frozen=True)
+class Phase:
+    """A named group of passes; ``min_level`` is the lowest OptLevel that runs it."""
+
+    name: str
+    build: Callable  # (target, spec, options) -> list of passes
+    min_level: OptLevel = OptLevel.O0
+
+
+def _cleanup(target, spec, options):
+    from tvm import relax
+
+    return [relax.transform.DecomposeOpsForInference(), relax.transform.Normalize()]
+
+
+def _simplify(target, spec, options):
+    from tvm import relax
+
+    return [relax.transform.FoldConstant(), relax.transform.EliminateCommonSubexpr(),
+            relax.transform.DeadCodeElimination(), relax.transform.CanonicalizeBindings()]
+
+
+def _dispatch(target, spec, options):
+    from tvm import relax
+
+    return [relax.backend.DispatchSampling(), relax.backend.DispatchSortScan()]
+
+
+def _legalize(target, spec, options):
+    from tvm import relax
+
+    return [relax.transform.LegalizeOps(), relax.transform.AnnotateTIROpPattern()]
+
+
+def _fuse(target, spec, options):
+    from tvm import relax
+
+    return [relax.transform.FoldConstant(), relax.transform.FuseOps(),
+            relax.transform.FuseTIR(), relax.transform.DeadCodeElimination()]
+
+
+def _schedule(target, spec, options):
+    from .schedule import default_schedule_pass
+
+    rule_pass = default_schedule_pass(spec.schedule)
+    return [rule_pass] if rule_pass is not None else []
+
+
+def _adreno_texture(target, spec, options):
+    from tvm.relax.backend.adreno import pipeline as adreno
+
+    return adreno.legalize_passes(target)
+
+
+def _lower(target, spec, options):
+    from tvm import relax
+
+    return [relax.transform.RewriteDataflowReshape(), relax.transform.ToNonDataflow(),
+            relax.transform.RemovePurityChecking(), relax.transform.CallTIRRewrite()]
+
+
+def _finalize(target, spec, options):
+    from tvm import relax
+
+    graph = [relax.transform.RewriteCUDAGraph()] if spec.family == "cuda" else []
+    return [relax.transform.StaticPlanBlockMemory(), *graph,
+            relax.transform.LowerAllocTensor(), relax.transform.KillAfterLastUse(),
+            relax.transform.LowerRuntimeBuiltin(), relax.transform.ComputePrimValue(),
+            relax.transform.VMShapeLower(), relax.transform.AttachGlobalSymbol()]
+
+
+CLEANUP = Phase("cleanup", _cleanup)
+SIMPLIFY = Phase("simplify", _simplify, OptLevel.O1)
+DISPATCH = Phase("dispatch", _dispatch)
+LEGALIZE = Phase("legalize", _legalize)
+FUSE = Phase("fuse", _fuse, OptLevel.O1)
+SCHEDULE = Phase("schedule", _schedule)
+ADRENO_TEXTURE = Phase("adreno-texture", _adreno_texture)
+LOWER = Phase("lower", _lower)
+FINALIZE = Phase("finalize", _finalize)
+
+_CPU = (CLEANUP, SIMPLIFY, DISPATCH, LEGALIZE, FUSE, SCHEDULE, LOWER, FINALIZE)
+# GPUs always need the schedule phase: an unscheduled kernel has no thread binding.
+_GPU = (CLEANUP, SIMPLIFY, DISPATCH, LEGALIZE, FUSE, SCHEDULE, LOWER, FINALIZE)
+_ADRENO = (CLEANUP, SIMPLIFY, DISPATCH, ADRENO_TEXTURE, LOWER, FINALIZE)
+
+PIPELINES: dict[str, tuple[Phase, ...]] = {
+    "x86-cpu": _CPU,
+    "arm-cpu": _CPU,
+    "micro": _CPU,
+    "cuda": _GPU,
+    "mali": _GPU,
+    "adreno": _ADRENO,
+}
+
+
+def phases_for(spec, options: CompileOptions) -> list[Phase]:
+    """The phases a compile runs for this target family at this optimization level."""
+    return [p for p in PIPELINES[spec.family] if options.opt_level.value >= p.min_level.value]
+
+
+def build_passes(spec, target, options: CompileOptions) -> list[tuple[str, list]]:
+    """Instantiate each phase's passes: a list of (phase name, passes)."""
+    return [(p.name, p.build(target, spec, options)) for p in phases_for(spec, options)]
+
+
+def pass_names(spec, target, options: CompileOptions) -> list[str]:
+    """Names of every pass in the pipeline, as --disable-pass accepts them."""
+    return [ps.info.name for _, passes in build_passes(spec, target, options) for ps in passes]

@@ -1,0 +1,48 @@
+"""Default schedules per family: reads schedules/<name>.toml into a DLight rule chain."""
+
+from __future__ import annotations
+
+import functools
+import tomllib
+
+from .data import data_dir
+from .errors import TargetError, did_you_mean
+
+_KEYS = {"dlight"}
+
+
+@functools.cache
+def load_schedule(name: str) -> dict:
+    """The schedule file ``schedules/<name>.toml`` as a dict, validated."""
+    folder = data_dir("schedules")
+    path = folder / f"{name}.toml"
+    if not path.is_file():
+        names = [p.stem for p in folder.glob("*.toml")]
+        raise TargetError(f"unknown schedule family '{name}'", hint=did_you_mean(name, names))
+    data = tomllib.loads(path.read_text())
+    unknown = set(data) - _KEYS
+    if unknown:
+        raise TargetError(f"{path}: unknown key(s) {sorted(unknown)}", hint=f"valid: {_KEYS}")
+    return data
+
+
+def dlight_rules(name: str) -> list:
+    """Instantiate the DLight rules named in the schedule file, in order."""
+    from tvm.s_tir import dlight
+
+    rules = []
+    for rule in load_schedule(name).get("dlight", []):
+        module_name, _, cls_name = rule.partition(".")
+        cls = getattr(getattr(dlight, module_name, None), cls_name, None)
+        if cls is None:
+            raise TargetError(f"schedules/{name}.toml: unknown DLight rule '{rule}'")
+        rules.append(cls())
+    return rules
+
+
+def default_schedule_pass(name: str):
+    """A pass applying the family's DLight rules to every kernel that has no schedule yet."""
+    from tvm.s_tir import dlight
+
+    rules = dlight_rules(name)
+    return dlight.ApplyDefaultSchedule(*rules) if rules else None

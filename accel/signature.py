@@ -1,0 +1,43 @@
+"""Tensor signatures (name, shape, dtype) of a model's inputs and outputs; no TVM import."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True)
+class TensorSpec:
+    """One named tensor: a static shape (ints) and a numpy dtype name."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able dict for the manifest."""
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TensorSpec:
+        """The inverse of :meth:`to_json`."""
+        return cls(data["name"], tuple(int(d) for d in data["shape"]), str(data["dtype"]))
+
+    def describe(self) -> str:
+        """``name: float32[1, 3, 224, 224]``."""
+        return f"{self.name}: {self.dtype}[{', '.join(map(str, self.shape))}]"
+
+
+def parse_shape_option(text: str) -> tuple[str, tuple[int, ...]]:
+    """Parse ``name=1,3,224,224`` (the --input-shape syntax) into a name and a shape."""
+    from .errors import UsageError
+
+    name, sep, dims = text.rpartition("=")
+    try:
+        shape = tuple(int(d) for d in dims.split(",") if d.strip())
+    except ValueError:
+        shape = ()
+    if not sep or not name or not shape or min(shape) < 0:
+        raise UsageError(f"bad --input-shape '{text}'", hint="expected NAME=D0,D1,... e.g. "
+                         "input=1,3,224,224")
+    return name, shape
