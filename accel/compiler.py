@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -64,7 +63,8 @@ def build(model: Model, spec: TargetSpec, options: CompileOptions, *, dump_ir=No
     from .pipeline import build_passes
 
     target = spec.tvm_target()
-    phases = build_passes(spec, target, options)
+    with target:  # some phases (Adreno's) read the current target while being built
+        phases = build_passes(spec, target, options)
     _check_disabled(options, phases)
     timings: list[dict] = []
     relax_pipeline = _timed_pipeline(phases, target, timings)

@@ -34,7 +34,7 @@ def load_model(model, *, example_inputs=None, options: CompileOptions | None = N
         return model
     if isinstance(model, str | os.PathLike):
         return _load_path(Path(model), shapes)
-    kind = type(model).__module__.split(".")[0]
+    kind = _kind(model)
     if kind == "onnx":
         from .frontends import onnx as onnx_frontend
 
@@ -46,6 +46,18 @@ def load_model(model, *, example_inputs=None, options: CompileOptions | None = N
     raise UsageError(f"cannot compile a {type(model).__name__}",
                      hint="pass an .onnx or .pt2 path, an onnx.ModelProto, a torch.nn.Module "
                           "with example_inputs, or a torch.export.ExportedProgram")
+
+
+def _kind(model) -> str | None:
+    """'onnx' or 'torch' for in-memory models; checked without importing either library."""
+    import sys
+
+    onnx, torch = sys.modules.get("onnx"), sys.modules.get("torch")
+    if onnx is not None and isinstance(model, onnx.ModelProto):
+        return "onnx"
+    if torch is not None and isinstance(model, torch.nn.Module | torch.export.ExportedProgram):
+        return "torch"
+    return None
 
 
 def _load_path(path: Path, shapes: dict) -> Model:

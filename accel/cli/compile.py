@@ -1,0 +1,41 @@
+"""`accel compile MODEL -t TARGET -o OUT`."""
+
+from __future__ import annotations
+
+
+def add_arguments(parser) -> None:
+    """Declare this verb's arguments."""
+    parser.add_argument("model", help="an .onnx file or a torch.export program (.pt2)")
+    parser.add_argument("-t", "--target", default=None, help="named target (default: host)")
+    parser.add_argument("-o", "--output", required=True, help="artifact path (.accel)")
+    parser.add_argument("--opt", default="O2", help="optimization level O0..O3 (default O2)")
+    parser.add_argument("--input-shape", action="append", default=[], metavar="NAME=D0,D1,..",
+                        help="static shape for an input with dynamic dims (repeatable)")
+    parser.add_argument("--disable-pass", action="append", default=[], metavar="NAME",
+                        help="skip a pass by name (repeatable)")
+    parser.add_argument("--dump-ir", metavar="DIR", help="write the IR after every pass")
+    parser.add_argument("--targets-dir", help="extra folder of target TOML files")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print the compile report")
+
+
+def run(args) -> int:
+    """Compile and print a one-line summary (and the report with --verbose)."""
+    from ..compiler import compile as compile_model
+    from ..options import CompileOptions
+    from ..signature import parse_shape_option
+    from ..target import get_target
+
+    options = CompileOptions(opt_level=args.opt,
+                             input_shapes=dict(map(parse_shape_option, args.input_shape)),
+                             disabled_passes=tuple(args.disable_pass))
+    spec = get_target(args.target, targets_dir=args.targets_dir)
+    artifact = compile_model(args.model, spec, options=options, output=args.output,
+                             dump_ir=args.dump_ir)
+    report = artifact.manifest["report"]
+    print(f"compiled {args.model} for {spec.name} -> {artifact.path} "
+          f"({report['kernels']} kernels, {report['kernels_unfused']} before fusion)")
+    if args.verbose:
+        for phase in report["phases"]:
+            kernels = f"  kernels={phase['kernels']}" if "kernels" in phase else ""
+            print(f"  {phase['name']:16} {phase['seconds']:8.3f} s{kernels}")
+    return 0
