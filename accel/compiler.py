@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import os
 import time
@@ -51,13 +52,39 @@ def compile(model, target: str | TargetSpec | None = None, *,  # noqa: A001 - pu
     started = time.perf_counter()
     model = load_model(model, example_inputs=example_inputs, options=options)
     import_s = time.perf_counter() - started
-    executable, report = build(model, spec, options, dump_ir=dump_ir)
+    executable, report, spec = build(model, spec, options, dump_ir=dump_ir)
     report["phases"].insert(0, {"name": "import", "seconds": round(import_s, 4)})
     return _write(model, spec, options, executable, report, output, signing_key)
 
 
 def build(model: Model, spec: TargetSpec, options: CompileOptions, *, dump_ir=None):
-    """Run the family pipeline and TVM's build; return (executable, compile report)."""
+    """Run the family pipeline and TVM's build; return (executable, report, target used).
+
+    When TVM fails and the target declares a ``[fallback]`` TVM target (Adreno: textures ->
+    OpenCL buffers), the model is rebuilt for it and the report says why.
+    """
+    pristine = _copy_module(model.mod) if spec.fallback_tvm else None
+    try:
+        return (*_build_with(model, spec, options, dump_ir), spec)
+    except CompileError as exc:
+        if not spec.fallback_tvm:
+            raise
+        fallback = dataclasses.replace(spec, tvm={**spec.tvm, **spec.fallback_tvm})
+        model = dataclasses.replace(model, mod=pristine)
+        executable, report = _build_with(model, fallback, options, dump_ir)
+        report["fallback"] = {"tvm": spec.fallback_tvm, "reason": exc.message}
+        return executable, report, fallback
+
+
+def _copy_module(mod):
+    """A deep copy: a failed TVM build can leave state on the module's functions that breaks a
+    second build of the same objects (seen with Adreno textures in TVM 0.27)."""
+    import tvm
+
+    return tvm.ir.load_json(tvm.ir.save_json(mod))
+
+
+def _build_with(model: Model, spec: TargetSpec, options: CompileOptions, dump_ir):
     import tvm
 
     from .pipeline import build_passes
@@ -72,17 +99,17 @@ def build(model: Model, spec: TargetSpec, options: CompileOptions, *, dump_ir=No
     with _device_codegen(spec), tvm.transform.PassContext(
             opt_level=3, disabled_pass=list(options.disabled_passes), instruments=instruments):
         kernels_before = _count_kernels_after_legalize(model.mod, target)
+        started = time.perf_counter()
         try:
-            started = time.perf_counter()
             executable = tvm.compile(model.mod, target, relax_pipeline=relax_pipeline)
-            timings.append({"name": "codegen", "seconds": None, "total": time.perf_counter()
-                            - started})
         except AccelError:
             raise
         except Exception as exc:
             raise CompileError(f"{model.source}: compiling for target '{spec.name}' failed: "
                                f"{_last_line(exc)}") from exc
-    return executable, _report(timings, kernels_before)
+    report = _report(timings, time.perf_counter() - started, kernels_before)
+    report["pipeline"] = spec.family
+    return executable, report
 
 
 def _check_disabled(options: CompileOptions, phases) -> None:
@@ -126,11 +153,10 @@ def _count_kernels_after_legalize(mod, target) -> int:
     return _count_prim_funcs(legal)
 
 
-def _report(timings: list[dict], kernels_before: int) -> dict:
-    phases = [t for t in timings if t["seconds"] is not None]
-    codegen = next(t for t in timings if t["seconds"] is None)
+def _report(timings: list[dict], total_s: float, kernels_before: int) -> dict:
+    phases = list(timings)
     in_pipeline = sum(t["seconds"] for t in phases)
-    phases.append({"name": "codegen", "seconds": round(codegen["total"] - in_pipeline, 4)})
+    phases.append({"name": "codegen", "seconds": round(total_s - in_pipeline, 4)})
     after = next((t["kernels"] for t in reversed(phases) if "kernels" in t), None)
     return {"phases": phases, "kernels_unfused": kernels_before, "kernels": after}
 

@@ -104,16 +104,14 @@ PIPELINES: dict[str, tuple[Phase, ...]] = {
 }
 
 
-def phases_for(spec, options: CompileOptions) -> list[Phase]:
-    """The phases a compile runs for this target family at this optimization level."""
-    return [p for p in PIPELINES[spec.family] if options.opt_level.value >= p.min_level.value]
+def phases_for(pipeline: str, options: CompileOptions) -> list[Phase]:
+    """The phases a compile runs for this pipeline at this optimization level."""
+    return [p for p in PIPELINES[pipeline] if options.opt_level.value >= p.min_level.value]
 
 
-def build_passes(spec, target, options: CompileOptions) -> list[tuple[str, list]]:
+def build_passes(spec, target, options: CompileOptions):
     """Instantiate each phase's passes: a list of (phase name, passes)."""
-    return [(p.name, p.build(target, spec, options)) for p in phases_for(spec, options)]
+    phases = phases_for(spec.family, options)
+    return [(p.name, p.build(target, spec, options)) for p in phases]
 
 
-def pass_names(spec, target, options: CompileOptions) -> list[str]:
-    """Names of every pass in the pipeline, as --disable-pass accepts them."""
-    return [ps.info.name for _, passes in build_passes(spec, target, options) for ps in passes]

@@ -44,7 +44,7 @@ def load(path: str | os.PathLike, *, device_id: int = 0,
     -------
     CompiledModule
     """
-    key = env.get(env.SIGNING_KEY, signing_key)
+    key = signing_key if signing_key is not None else env.get(env.SIGNING_KEY)
     artifact = open_artifact(path, signing_key=key.encode() if isinstance(key, str) else key)
     check_fits_host(artifact)
     library = artifact.library_bytes()

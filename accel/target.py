@@ -19,7 +19,8 @@ from .fsutil import sha256_json
 FAMILIES = ("x86-cpu", "arm-cpu", "cuda", "mali", "adreno", "micro")
 FORMATS = ("shared-library", "object-archive", "c-package")
 DEVICES = ("cpu", "cuda", "opencl")
-_TOP_KEYS = {"description", "family", "schedule", "detect_host", "tvm", "export", "runtime", "tune"}
+_TOP_KEYS = {"description", "family", "schedule", "detect_host", "tvm", "export", "runtime",
+             "tune", "fallback"}
 _EXPORT_KEYS = {"format", "toolchain", "debian_package"}
 _RUNTIME_KEYS = {"arch", "device", "cpu_features"}
 _TUNE_KEYS = {"runner", "rpc_key", "max_trials_per_task"}
@@ -46,6 +47,8 @@ class TargetSpec:
     cpu_features: tuple[str, ...]
     tune: dict[str, Any]
     source: str
+    #: TVM target overrides to retry with when TVM fails on the main one.
+    fallback_tvm: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def tvm_target(self):
         """Return the resolved ``tvm.target.Target`` (imports TVM)."""
@@ -159,6 +162,7 @@ def _spec(path: Path, raw: dict) -> TargetSpec:
         cpu_features=tuple(runtime.get("cpu_features", ())),
         tune=dict(raw.get("tune", {})),
         source=str(path),
+        fallback_tvm=dict(raw.get("fallback", {}).get("tvm", {})),
     )
 
 

@@ -1,0 +1,86 @@
+"""Every non-host target compiles the test models; what cannot run here is checked as built."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import zipfile
+
+import pytest
+
+import accel
+from accel.errors import ArtifactError
+from accel.export import ELF_MACHINES, elf_machine
+
+from . import models
+from .conftest import require_tool
+
+pytestmark = pytest.mark.e2e
+
+CROSS = {"aarch64-linux": "aarch64-linux-gnu-g++", "rpi4": "aarch64-linux-gnu-g++",
+         "rpi5": "aarch64-linux-gnu-g++", "armv7-linux": "arm-linux-gnueabihf-g++",
+         "mali-g78": "aarch64-linux-gnu-g++"}
+ARCHIVES = ("android-arm64", "adreno-740")
+OTHER_X86 = ("x86-64-avx2", "x86-64-avx512")
+
+
+def _compile(target, name, tmp_path):
+    return accel.compile(models.ALL_ONNX[name](), target, output=tmp_path / f"{name}.accel")
+
+
+@pytest.mark.parametrize("target", sorted(CROSS))
+@pytest.mark.parametrize("name", sorted(models.ALL_ONNX))
+def test_cross_compiled_library_is_an_elf_for_the_target(target, name, tmp_path):
+    require_tool(CROSS[target])
+    artifact = _compile(target, name, tmp_path)
+    spec_arch = artifact.manifest["runtime"]["arch"]
+    assert elf_machine(artifact.library_bytes()) == ELF_MACHINES[spec_arch]
+
+
+@pytest.mark.parametrize("target", ARCHIVES)
+def test_android_targets_export_an_archive_of_aarch64_objects(target, tmp_path):
+    artifact = _compile(target, "conv_block", tmp_path)
+    assert artifact.manifest["library"]["format"] == "object-archive"
+    with tarfile.open(fileobj=io.BytesIO(artifact.library_bytes())) as tar:
+        objects = [m for m in tar.getmembers() if m.name.endswith(".o")]
+        assert objects
+        for member in objects:
+            assert elf_machine(tar.extractfile(member).read()) == ELF_MACHINES["aarch64"]
+
+
+@pytest.mark.parametrize("target", ["mali-g78", "adreno-740"])
+def test_opencl_targets_carry_opencl_kernels(target, tmp_path):
+    if target == "mali-g78":
+        require_tool(CROSS[target])
+    artifact = _compile(target, "conv_block", tmp_path)
+    source = artifact.read_member("device/kernels.cl").decode()
+    assert source.count("__kernel void") >= artifact.manifest["report"]["kernels"] - 1
+    assert "get_local_id" in source
+
+
+@pytest.mark.parametrize("target", OTHER_X86)
+@pytest.mark.parametrize("name", sorted(models.ALL_ONNX))
+def test_other_x86_targets_compile(target, name, tmp_path):
+    artifact = _compile(target, name, tmp_path)
+    assert elf_machine(artifact.library_bytes()) == ELF_MACHINES["x86_64"]
+    assert artifact.manifest["target"]["tvm"]["mcpu"] in ("haswell", "skylake-avx512")
+
+
+def test_an_aarch64_artifact_is_refused_on_this_machine_with_a_clear_error(tmp_path):
+    require_tool(CROSS["rpi4"])
+    artifact = _compile("rpi4", "conv_block", tmp_path)
+    with pytest.raises(ArtifactError, match="target 'rpi4' \\(aarch64\\); this machine is"):
+        accel.load(artifact.path)
+
+
+def test_an_object_archive_cannot_be_loaded(tmp_path):
+    artifact = _compile("android-arm64", "conv_block", tmp_path)
+    with pytest.raises(ArtifactError, match="object archive, to be linked on the device"):
+        accel.load(artifact.path)
+
+
+def test_manifest_names_every_member(tmp_path):
+    artifact = _compile("adreno-740", "conv_block", tmp_path)
+    names = zipfile.ZipFile(artifact.path).namelist()
+    assert names[0] == "manifest.json"
+    assert artifact.manifest["library"]["path"] in names
