@@ -13,7 +13,7 @@ from .runtime import CompiledModule, load
 from .versions import ACCEL_VERSION as __version__
 
 
-def compile(model, target=None, *, options=None, output=None,  # noqa: A001 - public API name
+def compile(model, target=None, *, options=None, output=None,
             example_inputs=None, dump_ir=None, signing_key=None) -> Artifact:
     """Compile ``model`` for a named ``target``; see :func:`accel.compiler.compile`."""
     from .compiler import compile as _compile

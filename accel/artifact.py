@@ -114,11 +114,10 @@ def write_artifact(path: str | os.PathLike, manifest: dict, members: dict[str, b
                    signing_key: bytes | None = None) -> Artifact:
     """Write manifest and members into one zip, atomically (temp file, then rename)."""
     raw = canonical_json(manifest).encode()
-    with atomic_path(path) as tmp:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            zf.writestr(MANIFEST, raw)
-            if signing_key is not None:
-                zf.writestr(SIGNATURE, sign(raw, signing_key))
-            for name, data in members.items():
-                zf.writestr(name, data)
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(MANIFEST, raw)
+        if signing_key is not None:
+            zf.writestr(SIGNATURE, sign(raw, signing_key))
+        for name, data in members.items():
+            zf.writestr(name, data)
     return Artifact(Path(path), manifest)

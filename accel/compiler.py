@@ -19,7 +19,7 @@ from .target import TargetSpec, get_target
 from .versions import versions
 
 
-def compile(model, target: str | TargetSpec | None = None, *,  # noqa: A001 - public API name
+def compile(model, target: str | TargetSpec | None = None, *,
             options: CompileOptions | None = None, output: str | os.PathLike | None = None,
             example_inputs=None, dump_ir: str | os.PathLike | None = None,
             signing_key: bytes | None = None) -> Artifact:
@@ -96,7 +96,7 @@ def _build_with(model: Model, spec: TargetSpec, options: CompileOptions, dump_ir
     timings: list[dict] = []
     relax_pipeline = _timed_pipeline(phases, target, timings)
     instruments = [tvm.ir.instrument.DumpIR(str(dump_ir), refresh=True)] if dump_ir else []
-    with _device_codegen(spec), tvm.transform.PassContext(
+    with _device_codegen(spec, target), tvm.transform.PassContext(
             opt_level=3, disabled_pass=list(options.disabled_passes), instruments=instruments):
         kernels_before = _count_kernels_after_legalize(model.mod, target)
         started = time.perf_counter()
@@ -166,23 +166,21 @@ def _last_line(exc: Exception) -> str:
     return (lines[-1] if lines else type(exc).__name__)[:400]
 
 
-@contextlib.contextmanager
-def _device_codegen(spec: TargetSpec):
-    """Device-specific code generation set-up (CUDA needs nvcc reachable without a driver)."""
+def _device_codegen(spec: TargetSpec, target):
+    """Device code generation set-up: CUDA needs nvcc reachable even without a driver."""
     if spec.family != "cuda":
-        yield
-        return
-    from .cuda import cuda_compile_env, ensure_cuda_codegen
+        return contextlib.nullcontext()
+    from .cuda import cuda_compile_env
 
-    ensure_cuda_codegen()
-    with cuda_compile_env():
-        yield
+    return cuda_compile_env(target)
 
 
 def _write(model, spec, options, executable, report, output, signing_key) -> Artifact:
     from .export import device_sources, export_library
 
     started = time.perf_counter()
+    if spec.family == "cuda":
+        report["cuda_kernels"] = _check_cuda(executable, spec)
     lib_name, lib_bytes = export_library(executable, spec)
     members = {lib_name: lib_bytes}
     members.update({k: v.encode() for k, v in device_sources(executable).items()})
@@ -191,6 +189,16 @@ def _write(model, spec, options, executable, report, output, signing_key) -> Art
     manifest = _manifest(model, spec, options, lib_name, lib_bytes, report)
     path = Path(output) if output else _default_output(manifest)
     return write_artifact(path, manifest, members, signing_key=signing_key)
+
+
+def _check_cuda(executable, spec: TargetSpec) -> list[dict]:
+    """Prove the CUDA code is a real fatbin (not kept source); return ptxas resource usage."""
+    from .cuda import embedded_device_binaries, is_fatbin, ptxas_report
+    from .errors import InternalError
+
+    if not any(is_fatbin(b) for b in embedded_device_binaries(executable)):
+        raise InternalError(f"target '{spec.name}': TVM kept CUDA source instead of a fatbin")
+    return ptxas_report(executable)
 
 
 def _manifest(model, spec, options, lib_name, lib_bytes, report) -> dict:

@@ -58,10 +58,7 @@ def elf_machine(data: bytes) -> int | None:
 
 def check_library(data: bytes, name: str, spec) -> None:
     """Check that the exported library is real code for the target's architecture."""
-    if name.endswith(".tar"):
-        blobs = _tar_objects(data)
-    else:
-        blobs = {name: data}
+    blobs = _tar_objects(data) if name.endswith(".tar") else {name: data}
     want = ELF_MACHINES.get(spec.arch)
     for member, blob in blobs.items():
         got = elf_machine(blob)

@@ -156,7 +156,7 @@ def bind_inputs(specs: tuple[TensorSpec, ...], args: tuple, kwargs: Mapping) -> 
     if len(args) > len(specs):
         raise InputError(f"got {len(args)} positional inputs, the model takes {len(specs)}: "
                          f"{', '.join(names)}")
-    given = dict(zip(names, args))
+    given = dict(zip(names, args, strict=False))
     for name, value in kwargs.items():
         if name not in names:
             from .errors import did_you_mean

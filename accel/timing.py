@@ -1,4 +1,4 @@
-"""Interleaved latency measurement and plain-text tables, shared by `accel bench` and benchmarks/."""
+"""Interleaved latency measurement and text tables, shared by `accel bench` and benchmarks/."""
 
 from __future__ import annotations
 
@@ -61,7 +61,8 @@ def render_table(rows: list[dict], columns: list[str] | None = None) -> str:
     columns = columns or list(dict.fromkeys(k for row in rows for k in row))
     cells = [[str(row.get(c, "")) for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    line = lambda vals: "| " + " | ".join(v.ljust(w) for v, w in zip(vals, widths)) + " |"  # noqa: E731
+    def line(vals):
+        return "| " + " | ".join(v.ljust(w) for v, w in zip(vals, widths, strict=True)) + " |"
     rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
     return "\n".join([line(columns), rule, *(line(r) for r in cells)])
 

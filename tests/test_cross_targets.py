@@ -84,3 +84,33 @@ def test_manifest_names_every_member(tmp_path):
     names = zipfile.ZipFile(artifact.path).namelist()
     assert names[0] == "manifest.json"
     assert artifact.manifest["library"]["path"] in names
+
+
+CUDA = ("cuda-sm80", "cuda-sm90", "jetson-orin")
+
+
+@pytest.mark.parametrize("target", CUDA)
+def test_cuda_targets_embed_a_fatbin_and_report_ptxas_usage(target, tmp_path):
+    require_tool("nvcc")
+    if target == "jetson-orin":
+        require_tool(CROSS["rpi4"])
+    from accel.cuda import embedded_device_binaries, is_fatbin
+
+    artifact = _compile(target, "conv_block", tmp_path)
+    assert any(is_fatbin(b) for b in embedded_device_binaries(artifact.library_bytes()))
+    kernels = artifact.manifest["report"]["cuda_kernels"]
+    assert len(kernels) == artifact.manifest["report"]["kernels"]
+    arch = artifact.manifest["target"]["tvm"]["arch"]
+    assert all(k["arch"] == arch and k["registers"] > 0 and k["spill_stores_bytes"] == 0
+               for k in kernels)
+
+
+def test_a_cuda_artifact_without_a_gpu_is_refused_clearly(tmp_path):
+    require_tool("nvcc")
+    import tvm
+
+    if tvm.cuda(0).exist:
+        pytest.skip("this machine has a CUDA GPU: the refusal cannot be observed")
+    artifact = _compile("cuda-sm80", "conv_block", tmp_path)
+    with pytest.raises(ArtifactError, match="built for a cuda device.*no cuda device 0"):
+        accel.load(artifact.path)

@@ -19,7 +19,7 @@ def test_onnx_model_matches_onnxruntime(name, host_artifacts):
     expected = models.onnxruntime_outputs(model, feeds)
     got = accel.load(host_artifacts[name])(**feeds)
     assert len(got) == len(expected)
-    for g, e in zip(got, expected):
+    for g, e in zip(got, expected, strict=True):
         assert g.shape == e.shape and g.dtype == e.dtype
         np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-5)
 
@@ -30,7 +30,7 @@ def test_inputs_by_position_equal_inputs_by_name(host_artifacts):
     by_name = module(b=feeds["b"], a=feeds["a"])
     by_position = module(feeds["a"], feeds["b"])
     mixed = module(feeds["a"], b=feeds["b"])
-    for x, y, z in zip(by_name, by_position, mixed):
+    for x, y, z in zip(by_name, by_position, mixed, strict=True):
         np.testing.assert_array_equal(x, y)
         np.testing.assert_array_equal(x, z)
 

@@ -17,7 +17,7 @@ REQUIRED = {"host", "x86-64-avx2", "x86-64-avx512", "aarch64-linux", "rpi4", "rp
 
 
 def test_catalog_has_every_required_target():
-    assert REQUIRED <= {t.name for t in list_targets()}
+    assert {t.name for t in list_targets()} >= REQUIRED
 
 
 @pytest.mark.parametrize("name", sorted(REQUIRED))

@@ -32,7 +32,7 @@ def run(args) -> int:
             raise InputError(f"{path}: not an .npz file ({exc})") from None
     else:
         inputs = random_inputs(module.inputs)
-    outputs = dict(zip(module.output_names, module(**inputs)))
+    outputs = dict(zip(module.output_names, module(**inputs), strict=True))
     if args.output:
         from ..fsutil import atomic_path
 

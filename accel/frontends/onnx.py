@@ -1,4 +1,4 @@
-"""ONNX import: reads and checks the file, finds unsupported ops, pins shapes, calls TVM's importer."""
+"""ONNX import: reads and checks the file, finds unsupported ops, pins shapes, runs the importer."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from ..errors import (InvalidModelError, ModelFileError, ShapeError, UnsupportedOpError,
-                      did_you_mean)
+from ..errors import InvalidModelError, ModelFileError, ShapeError, UnsupportedOpError, did_you_mean
 from ..fsutil import sha256_bytes
 from ..model import Model
 from ..signature import TensorSpec

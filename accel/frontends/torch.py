@@ -18,7 +18,7 @@ from . import relax_outputs
 def import_module(module, *, example_inputs) -> Model:
     """Export an ``nn.Module`` (or take an ``ExportedProgram``) and import it into Relax."""
     if isinstance(module, torch.export.ExportedProgram):
-        return _import_program(module, source=f"<ExportedProgram>")
+        return _import_program(module, source="<ExportedProgram>")
     if not isinstance(module, torch.nn.Module):
         raise UsageError(f"cannot compile a {type(module).__name__}")
     if example_inputs is None:
