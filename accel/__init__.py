@@ -13,13 +13,13 @@ from .runtime import CompiledModule, load
 from .versions import ACCEL_VERSION as __version__
 
 
-def compile(model, target=None, *, options=None, output=None,
-            example_inputs=None, dump_ir=None, signing_key=None) -> Artifact:
-    """Compile ``model`` for a named ``target``; see :func:`accel.compiler.compile`."""
-    from .compiler import compile as _compile
+def __getattr__(name: str):
+    """``accel.compile`` (:func:`accel.compiler.compile`), imported on first use."""
+    if name == "compile":
+        from .compiler import compile
 
-    return _compile(model, target, options=options, output=output,
-                    example_inputs=example_inputs, dump_ir=dump_ir, signing_key=signing_key)
+        return compile
+    raise AttributeError(f"module 'accel' has no attribute {name!r}")
 
 
 __all__ = ["AccelError", "Artifact", "CompileOptions", "CompiledModule", "InternalError",

@@ -26,6 +26,8 @@ class Artifact:
 
     path: Path
     manifest: dict[str, Any]
+    #: True when ``accel.compile`` took it from the compile cache.
+    cached: bool = False
 
     @property
     def inputs(self) -> tuple[TensorSpec, ...]:
@@ -49,6 +51,11 @@ class Artifact:
                 return zf.read(name)
             except KeyError:
                 raise ArtifactError(f"{self.path}: missing member '{name}'") from None
+
+    def read_members(self) -> dict[str, bytes]:
+        """Every stored file but the manifest and its signature, by name."""
+        with _open_zip(self.path) as zf:
+            return {n: zf.read(n) for n in zf.namelist() if n not in (MANIFEST, SIGNATURE)}
 
     def library_bytes(self) -> bytes:
         """The compiled library, verified against the manifest's sha256."""

@@ -9,21 +9,23 @@ import os
 import time
 from pathlib import Path
 
-from . import env
 from .artifact import FORMAT, FORMAT_VERSION, Artifact, write_artifact
-from .errors import AccelError, CompileError, UsageError, did_you_mean
-from .fsutil import sha256_bytes, sha256_json
-from .model import Model, load_model
+from .cache import CachePolicy, CompileCache, cache_key
+from .errors import AccelError, CacheError, CompileError, UsageError, did_you_mean
+from .fsutil import sha256_bytes
+from .model import Model, load_model, source_digest
 from .options import CompileOptions
 from .target import TargetSpec, get_target
+from .tuning.records import tuning_digest
 from .versions import versions
 
 
 def compile(model, target: str | TargetSpec | None = None, *,
             options: CompileOptions | None = None, output: str | os.PathLike | None = None,
             example_inputs=None, dump_ir: str | os.PathLike | None = None,
-            signing_key: bytes | None = None) -> Artifact:
-    """Compile a model for a named target into a one-file artifact.
+            signing_key: bytes | None = None, cache: str | CachePolicy | None = None,
+            cache_dir: str | os.PathLike | None = None) -> Artifact:
+    """Compile a model for a named target into a one-file artifact, reusing the compile cache.
 
     Parameters
     ----------
@@ -34,18 +36,46 @@ def compile(model, target: str | TargetSpec | None = None, *,
     options : CompileOptions, optional
         Optimization level, input shapes, disabled passes.
     output : path, optional
-        Where to write the artifact; by default a content-keyed file in accel's cache folder.
+        Where to write the artifact; by default the cache entry itself.
     dump_ir : path, optional
-        A folder receiving the IR after every pass (one file per pass).
+        A folder receiving the IR after every pass (one file per pass); the passes then run
+        even when the cache holds the artifact.
     signing_key : bytes, optional
         Sign the manifest with HMAC-SHA256 (``accel.load(..., signing_key=...)`` checks it).
+    cache : {"on", "off", "readonly", "redo"}, optional
+        Cache policy; default ``$ACCEL_CACHE``, else ``on``.
+    cache_dir : path, optional
+        accel's cache folder; default ``$ACCEL_CACHE_DIR``, else the user cache folder.
 
     Returns
     -------
     Artifact
+        ``artifact.cached`` tells whether it came from the cache.
     """
     options = options or CompileOptions()
     spec = get_target(target)
+    policy = CachePolicy.parse(cache)
+    if dump_ir is not None and policy.reads:  # a dump needs the passes to run
+        policy = CachePolicy.REDO if policy.writes else CachePolicy.OFF
+    digest, prepared = source_digest(model, example_inputs=example_inputs)
+    key = cache_key({"model": digest, "target": spec.identity(), "options": options.to_json(),
+                     "tuning": tuning_digest(spec), "versions": versions()})
+    store = CompileCache.default(cache_dir)
+    hit = store.lookup(key) if policy.reads else None
+    if hit is not None:
+        return _deliver(hit, output, signing_key, store)
+    with _locked(store, key) if policy is not CachePolicy.OFF else contextlib.nullcontext():
+        hit = store.lookup(key) if policy.reads else None  # another process may have won
+        if hit is not None:
+            return _deliver(hit, output, signing_key, store)
+        return _compile_new(prepared, spec, options, key, store, policy, output,
+                            example_inputs=example_inputs, dump_ir=dump_ir,
+                            signing_key=signing_key)
+
+
+def _compile_new(model, spec, options, key, store, policy, output, *, example_inputs, dump_ir,
+                 signing_key) -> Artifact:
+    """Import, build and write a fresh artifact; store it in the cache when the policy writes."""
     if spec.is_micro:
         raise UsageError(f"target '{spec.name}' needs the C package format (a standalone C "
                          "package for arm-none-eabi-gcc), which this accel cannot write yet")
@@ -54,7 +84,37 @@ def compile(model, target: str | TargetSpec | None = None, *,
     import_s = time.perf_counter() - started
     executable, report, spec = build(model, spec, options, dump_ir=dump_ir)
     report["phases"].insert(0, {"name": "import", "seconds": round(import_s, 4)})
-    return _write(model, spec, options, executable, report, output, signing_key)
+    manifest, members = _package(model, spec, options, executable, report)
+    manifest["cache_key"] = key
+    if policy.writes:
+        entry = write_artifact(store.path_for(key), manifest, members)
+        store.prune()
+        return _deliver(entry, output, signing_key, store, cached=False)
+    path = Path(output) if output else store.root.parent / "uncached" / f"{key}.accel"
+    return write_artifact(path, manifest, members, signing_key=signing_key)
+
+
+def _deliver(entry: Artifact, output, signing_key, store: CompileCache, *,
+             cached: bool = True) -> Artifact:
+    """The cache entry itself, or a copy at ``output`` (signed when a key is given)."""
+    if output is None and signing_key is None:
+        return dataclasses.replace(entry, cached=cached)
+    path = Path(output) if output else store.root.parent / "signed" / entry.path.name
+    members = entry.read_members()
+    artifact = write_artifact(path, entry.manifest, members, signing_key=signing_key)
+    return dataclasses.replace(artifact, cached=cached)
+
+
+@contextlib.contextmanager
+def _locked(store: CompileCache, key: str):
+    import filelock
+
+    try:
+        with store.lock(key):
+            yield
+    except filelock.Timeout:
+        raise CacheError(f"timed out waiting for another process compiling the same model "
+                         f"(lock {store.root / key}.lock)") from None
 
 
 def build(model: Model, spec: TargetSpec, options: CompileOptions, *, dump_ir=None):
@@ -175,7 +235,8 @@ def _device_codegen(spec: TargetSpec, target):
     return cuda_compile_env(target)
 
 
-def _write(model, spec, options, executable, report, output, signing_key) -> Artifact:
+def _package(model, spec, options, executable, report) -> tuple[dict, dict[str, bytes]]:
+    """Export the library (and device sources); return the manifest and the artifact members."""
     from .export import device_sources, export_library
 
     started = time.perf_counter()
@@ -184,11 +245,9 @@ def _write(model, spec, options, executable, report, output, signing_key) -> Art
     lib_name, lib_bytes = export_library(executable, spec)
     members = {lib_name: lib_bytes}
     members.update({k: v.encode() for k, v in device_sources(executable).items()})
-    report["phases"].append({"name": "export", "seconds": round(time.perf_counter() - started,
-                                                                 4)})
-    manifest = _manifest(model, spec, options, lib_name, lib_bytes, report)
-    path = Path(output) if output else _default_output(manifest)
-    return write_artifact(path, manifest, members, signing_key=signing_key)
+    seconds = round(time.perf_counter() - started, 4)
+    report["phases"].append({"name": "export", "seconds": seconds})
+    return _manifest(model, spec, options, lib_name, lib_bytes, report), members
 
 
 def _check_cuda(executable, spec: TargetSpec) -> list[dict]:
@@ -218,8 +277,3 @@ def _manifest(model, spec, options, lib_name, lib_bytes, report) -> dict:
         "report": report,
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
-
-
-def _default_output(manifest: dict) -> Path:
-    key = sha256_json({k: manifest[k] for k in ("model", "target", "options", "versions")})
-    return env.cache_dir() / "artifacts" / f"{key[:32]}.accel"

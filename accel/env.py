@@ -11,6 +11,8 @@ TARGETS_DIR = "ACCEL_TARGETS_DIR"
 CACHE_DIR = "ACCEL_CACHE_DIR"
 #: Cache policy: on, off, readonly, redo (twin: ``cache=`` / ``--cache``).
 CACHE_POLICY = "ACCEL_CACHE"
+#: Size cap of the compile cache, e.g. 500M or 8G (twin: ``max_bytes=`` / ``--max-size``).
+CACHE_MAX_SIZE = "ACCEL_CACHE_MAX_SIZE"
 #: Hex or text key for HMAC-signing artifacts (twin: ``signing_key=``).
 SIGNING_KEY = "ACCEL_SIGNING_KEY"
 

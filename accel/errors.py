@@ -89,6 +89,12 @@ class CompileError(AccelError):
     exit_code = 11
 
 
+class CacheError(AccelError):
+    """The compile cache cannot be used (a lock held too long, an unwritable folder)."""
+
+    exit_code = 12
+
+
 class InternalError(Exception):
     """A bug in accel or TVM: printed with its traceback, exit code 70."""
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ModelFileError, UsageError
+from .fsutil import sha256_bytes, sha256_file
 from .options import CompileOptions
 from .signature import TensorSpec
 
@@ -48,6 +49,28 @@ def load_model(model, *, example_inputs=None, options: CompileOptions | None = N
                           "with example_inputs, or a torch.export.ExportedProgram")
 
 
+def source_digest(model, *, example_inputs=None) -> tuple[str, Any]:
+    """The content digest of a model, computed before (and without) importing it into TVM.
+
+    Returns the digest (equal to the imported :attr:`Model.sha256`) and the model in a form
+    :func:`load_model` takes without redoing work: an ``nn.Module`` comes back exported.
+    """
+    if isinstance(model, Model):
+        return model.sha256, model
+    if isinstance(model, str | os.PathLike):
+        path = _checked_path(Path(model))
+        return sha256_file(path), path
+    kind = _kind(model)
+    if kind == "onnx":
+        return sha256_bytes(model.SerializeToString()), model
+    if kind == "torch":
+        from .frontends import torch as torch_frontend
+
+        program = torch_frontend.export_module(model, example_inputs=example_inputs)
+        return torch_frontend.program_digest(program), program
+    return "", model  # load_model raises the clear error
+
+
 def _kind(model) -> str | None:
     """'onnx' or 'torch' for in-memory models; checked without importing either library."""
     import sys
@@ -60,11 +83,16 @@ def _kind(model) -> str | None:
     return None
 
 
-def _load_path(path: Path, shapes: dict) -> Model:
+def _checked_path(path: Path) -> Path:
     if not path.exists():
         raise ModelFileError(f"{path}: no such file")
     if not path.is_file():
         raise ModelFileError(f"{path}: not a file")
+    return path
+
+
+def _load_path(path: Path, shapes: dict) -> Model:
+    _checked_path(path)
     if path.suffix == ".pt2" or zipfile.is_zipfile(path):
         from .frontends import torch as torch_frontend
 

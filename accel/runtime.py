@@ -1,6 +1,7 @@
 """Production loading: accel.load verifies an artifact and returns a thread-safe callable module.
 
-This module imports no frontend, no tuner and no compiler pass: only TVM's runtime.
+It imports no frontend, tuner, compiler or torch: only tvm_ffi and libtvm_runtime.so
+(see accel/tvm_runtime.py).
 """
 
 from __future__ import annotations
@@ -9,17 +10,18 @@ import os
 import platform
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from . import env
+from . import env, tvm_runtime
 from .artifact import Artifact, open_artifact
 from .errors import ArtifactError, InputError
 from .signature import TensorSpec
 
-_DEVICE_KINDS = {"cpu": "cpu", "cuda": "cuda", "opencl": "opencl"}
+#: Inputs whose data starts on this boundary are passed without a copy (TVM allocates so).
+ALIGNMENT = 64
 
 
 def load(path: str | os.PathLike, *, device_id: int = 0,
@@ -47,8 +49,9 @@ def load(path: str | os.PathLike, *, device_id: int = 0,
     key = signing_key if signing_key is not None else env.get(env.SIGNING_KEY)
     artifact = open_artifact(path, signing_key=key.encode() if isinstance(key, str) else key)
     check_fits_host(artifact)
-    library = artifact.library_bytes()
-    return CompiledModule(artifact, _load_library(artifact, library), device_id)
+    kind = artifact.manifest["runtime"]["device"]
+    return CompiledModule(artifact, _load_library(artifact, artifact.library_bytes(), kind),
+                          device_id)
 
 
 def check_fits_host(artifact: Artifact) -> None:
@@ -69,26 +72,27 @@ def check_fits_host(artifact: Artifact) -> None:
                             f"{', '.join(missing)}")
 
 
-def _load_library(artifact: Artifact, data: bytes):
-    import tvm.runtime
-
+def _load_library(artifact: Artifact, data: bytes, kind: str):
     name = Path(artifact.manifest["library"]["path"]).name
     with tempfile.TemporaryDirectory(prefix="accel-load-") as tmp:
         path = Path(tmp) / name
         path.write_bytes(data)
         os.chmod(path, 0o500)
         try:
-            return tvm.runtime.load_module(str(path))
+            return tvm_runtime.load_module(str(path), kind)
         except Exception as exc:
             raise ArtifactError(f"{artifact.path}: the library does not load on this machine: "
                                 f"{str(exc).strip().splitlines()[-1][:300]}") from exc
 
 
 class CompiledModule:
-    """A loaded model: call it with numpy arrays (by position or name), get numpy arrays back.
+    """A loaded model: call it with arrays (by position or name), get numpy arrays back.
 
-    Safe to call from several threads: each thread gets its own virtual machine over the one
-    loaded library.
+    Inputs may be numpy arrays or any DLPack tensor on the CPU (a torch tensor, say); a
+    contiguous, 64-byte aligned input is passed to the kernels without a copy. Outputs are numpy
+    arrays over the result memory (no copy), or are written into caller-provided arrays
+    (``out=``). Safe to call from several threads: each thread gets its own virtual machine
+    over the one loaded library.
     """
 
     def __init__(self, artifact: Artifact, library, device_id: int = 0):
@@ -96,6 +100,8 @@ class CompiledModule:
         self.inputs: tuple[TensorSpec, ...] = artifact.inputs
         self.outputs: tuple[TensorSpec, ...] = artifact.outputs
         self._library = library
+        self._kind = artifact.manifest["runtime"]["device"]
+        self._device_id = device_id
         self._device = _device(artifact, device_id)
         self._local = threading.local()
 
@@ -109,27 +115,38 @@ class CompiledModule:
         """Output names, in return order."""
         return [t.name for t in self.outputs]
 
-    def __call__(self, *args, **kwargs) -> list[np.ndarray]:
-        """Run the model; inputs by position or by name; returns the outputs in order."""
-        arrays = bind_inputs(self.inputs, args, kwargs)
-        return self.run(arrays)
+    def __call__(self, *args, out: Sequence[np.ndarray] | None = None,
+                 **kwargs) -> list[np.ndarray]:
+        """Run the model; inputs by position or by name; returns the outputs in order.
 
-    def run(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
-        """Run on already-checked inputs, in signature order."""
-        import tvm.runtime
+        With ``out`` (one array per output, of its shape and dtype), the results are copied
+        into those arrays, which are returned.
+        """
+        tensors = bind_inputs(self.inputs, args, kwargs)
+        if out is not None:
+            _check_out(self.outputs, out)
+        results = self.run(tensors)
+        if out is None:
+            return results
+        for target, result in zip(out, results, strict=True):
+            np.copyto(target, result)
+        return list(out)
 
-        vm = self._vm()
-        tensors = [tvm.runtime.tensor(a, self._device) for a in arrays]
-        result = vm["main"](*tensors)
-        results = list(result) if not hasattr(result, "numpy") else [result]
-        return [r.numpy() for r in results]
+    def run(self, tensors: list) -> list[np.ndarray]:
+        """Run on already-checked inputs (ffi Tensors, in signature order)."""
+        if self._kind != "cpu":
+            tensors = [tvm_runtime.copy_to(t, self._device) for t in tensors]
+        result = self._vm()["main"](*tensors)
+        results = [result] if tvm_runtime.is_tensor(result) else list(result)
+        if self._kind != "cpu":
+            cpu = tvm_runtime.device("cpu")
+            results = [tvm_runtime.copy_to(r, cpu) for r in results]
+        return [np.from_dlpack(r) for r in results]
 
     def _vm(self):
         vm = getattr(self._local, "vm", None)
         if vm is None:
-            from tvm.runtime.vm import VirtualMachine
-
-            vm = VirtualMachine(self._library, self._device)
+            vm = tvm_runtime.new_vm(self._library, self._kind, self._device_id)
             self._local.vm = vm
         return vm
 
@@ -139,18 +156,17 @@ class CompiledModule:
 
 
 def _device(artifact: Artifact, device_id: int):
-    import tvm.runtime
-
     kind = artifact.manifest["runtime"]["device"]
-    device = tvm.runtime.device(_DEVICE_KINDS[kind], device_id)
-    if kind != "cpu" and not device.exist:
+    if kind not in tvm_runtime.DEVICE_TYPES:
+        raise ArtifactError(f"{artifact.path}: unknown device kind '{kind}'")
+    if not tvm_runtime.device_exists(kind, device_id):
         raise ArtifactError(f"{artifact.path}: built for a {kind} device "
                             f"(target '{artifact.target_name}'), and this machine has no "
                             f"{kind} device {device_id}")
-    return device
+    return tvm_runtime.device(kind, device_id)
 
 
-def bind_inputs(specs: tuple[TensorSpec, ...], args: tuple, kwargs: Mapping) -> list[np.ndarray]:
+def bind_inputs(specs: tuple[TensorSpec, ...], args: tuple, kwargs: Mapping) -> list:
     """Match positional and named inputs to the signature; check names, shapes and dtypes."""
     names = [s.name for s in specs]
     if len(args) > len(specs):
@@ -169,15 +185,61 @@ def bind_inputs(specs: tuple[TensorSpec, ...], args: tuple, kwargs: Mapping) -> 
     if missing:
         raise InputError(f"missing input(s) {', '.join(missing)}; the model takes "
                          + "; ".join(s.describe() for s in specs))
-    return [_check_array(spec, given[spec.name]) for spec in specs]
+    return [_to_tensor(spec, given[spec.name]) for spec in specs]
 
 
-def _check_array(spec: TensorSpec, value) -> np.ndarray:
+def _to_tensor(spec: TensorSpec, value):
+    """An ffi Tensor for one input: shared with ``value`` when its layout allows, else a copy."""
+    if not isinstance(value, np.ndarray) and hasattr(value, "__dlpack__"):
+        shared = _shared_dlpack(spec, value)
+        if shared is not None:
+            return shared
+        value = np.from_dlpack(value)
     array = np.asarray(value)
-    if array.dtype != np.dtype(spec.dtype):
-        raise InputError(f"input '{spec.name}' has dtype {array.dtype}, expected {spec.dtype}",
+    _check_signature(spec, str(array.dtype), tuple(array.shape))
+    if not array.flags.c_contiguous or array.ctypes.data % ALIGNMENT:
+        array = _aligned_copy(array)
+    return tvm_runtime.from_dlpack(array)
+
+
+def _shared_dlpack(spec: TensorSpec, value):
+    try:
+        tensor = tvm_runtime.from_dlpack(value)
+    except Exception as exc:
+        raise InputError(f"input '{spec.name}': cannot read a {type(value).__name__} through "
+                         f"DLPack ({str(exc).strip().splitlines()[-1][:200]})") from None
+    if tensor.device.dlpack_device_type() != tvm_runtime.DEVICE_TYPES["cpu"]:
+        raise InputError(f"input '{spec.name}' is on {tensor.device}; pass a CPU tensor")
+    _check_signature(spec, str(tensor.dtype), tuple(tensor.shape))
+    aligned = tensor.data_ptr() % ALIGNMENT == 0
+    return tensor if tensor.is_contiguous() and aligned else None
+
+
+def _check_signature(spec: TensorSpec, dtype: str, shape: tuple) -> None:
+    if dtype != spec.dtype:
+        raise InputError(f"input '{spec.name}' has dtype {dtype}, expected {spec.dtype}",
                          hint=f"cast it, e.g. x.astype('{spec.dtype}')")
-    if tuple(array.shape) != spec.shape:
-        raise InputError(f"input '{spec.name}' has shape {list(array.shape)}, expected "
+    if shape != spec.shape:
+        raise InputError(f"input '{spec.name}' has shape {list(shape)}, expected "
                          f"{list(spec.shape)}")
-    return np.ascontiguousarray(array)
+
+
+def _aligned_copy(array: np.ndarray) -> np.ndarray:
+    """A C-contiguous copy whose data starts on an ALIGNMENT-byte boundary."""
+    raw = np.empty(array.nbytes + ALIGNMENT, np.uint8)
+    offset = -raw.ctypes.data % ALIGNMENT
+    copy = raw[offset:offset + array.nbytes].view(array.dtype).reshape(array.shape)
+    np.copyto(copy, array)
+    return copy
+
+
+def _check_out(specs: tuple[TensorSpec, ...], out: Sequence[np.ndarray]) -> None:
+    if len(out) != len(specs):
+        raise InputError(f"out= has {len(out)} arrays, the model has {len(specs)} outputs: "
+                         + "; ".join(s.describe() for s in specs))
+    for spec, array in zip(specs, out, strict=True):
+        if not isinstance(array, np.ndarray) or not array.flags.writeable:
+            raise InputError(f"out= for output '{spec.name}' must be a writeable numpy array")
+        if str(array.dtype) != spec.dtype or tuple(array.shape) != spec.shape:
+            raise InputError(f"out= for output '{spec.name}' is {array.dtype} "
+                             f"{list(array.shape)}, expected {spec.describe()}")

@@ -49,12 +49,16 @@ class TargetSpec:
     source: str
     #: TVM target overrides to retry with when TVM fails on the main one.
     fallback_tvm: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: The host target: LLVM names this CPU (``mcpu``) when the TVM target is resolved.
+    detect_host: bool = False
 
     def tvm_target(self):
         """Return the resolved ``tvm.target.Target`` (imports TVM)."""
-        from tvm.target import Target
+        from tvm.target import Target, codegen
 
         config = {k: v for k, v in self.tvm.items() if k != "host"}
+        if self.detect_host:
+            config.setdefault("mcpu", codegen.llvm_get_system_cpu())
         try:
             host = self.tvm.get("host")
             return Target(config, host=host) if host else Target(config)
@@ -71,6 +75,18 @@ class TargetSpec:
         import tvm
 
         return sha256_json({"target": self.resolved(), "tvm": tvm.__version__})[:16]
+
+    def identity(self) -> dict[str, Any]:
+        """Everything that decides what TVM builds for this target, read without TVM.
+
+        Cache keys use it: with the TVM version it determines :meth:`resolved`, and for the
+        host target it includes this CPU's identity (model and flags) in place of LLVM's name.
+        """
+        fields = dataclasses.asdict(self)
+        del fields["source"], fields["description"]
+        if self.detect_host:
+            fields["host_cpu"] = host_cpu_identity()
+        return fields
 
     @property
     def is_micro(self) -> bool:
@@ -163,16 +179,15 @@ def _spec(path: Path, raw: dict) -> TargetSpec:
         tune=dict(raw.get("tune", {})),
         source=str(path),
         fallback_tvm=dict(raw.get("fallback", {}).get("tvm", {})),
+        detect_host=bool(raw.get("detect_host")),
     )
 
 
 def _detect_host(raw: dict) -> dict:
-    """Fill in this machine's CPU name, core count, architecture and SIMD flags."""
-    from tvm.target import codegen
-
+    """Fill in this machine's core count, architecture and SIMD flags (the CPU name is LLVM's,
+    filled in when the TVM target is resolved)."""
     raw = dict(raw)
     tvm_cfg = dict(raw["tvm"])
-    tvm_cfg.setdefault("mcpu", codegen.llvm_get_system_cpu())
     tvm_cfg.setdefault("num-cores", os.cpu_count() or 1)
     raw["tvm"] = tvm_cfg
     raw["family"] = "arm-cpu" if platform.machine() in ("aarch64", "arm64") else "x86-cpu"
@@ -182,13 +197,30 @@ def _detect_host(raw: dict) -> dict:
 
 
 @functools.cache
-def host_cpu_flags() -> frozenset[str]:
-    """The CPU feature flags of this machine, from /proc/cpuinfo (empty where unavailable)."""
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's fields of /proc/cpuinfo (empty where unavailable)."""
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return frozenset()
-    for line in text.splitlines():
-        if line.startswith(("flags", "Features")):
-            return frozenset(line.split(":", 1)[1].split())
-    return frozenset()
+        return {}
+    fields: dict[str, str] = {}
+    for line in text.split("\n\n")[0].splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
+def host_cpu_flags() -> frozenset[str]:
+    """The CPU feature flags of this machine, from /proc/cpuinfo (empty where unavailable)."""
+    info = _cpuinfo()
+    return frozenset((info.get("flags") or info.get("Features") or "").split())
+
+
+def host_cpu_identity() -> dict[str, str]:
+    """What identifies this CPU to a compiler: architecture, vendor, model and feature flags."""
+    info = _cpuinfo()
+    keys = ("vendor_id", "cpu family", "model", "model name", "CPU implementer", "CPU part",
+            "CPU variant")
+    return {"machine": platform.machine(), **{k: info[k] for k in keys if k in info},
+            "flags": " ".join(sorted(host_cpu_flags()))}

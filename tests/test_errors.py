@@ -150,7 +150,7 @@ def test_failed_compile_leaves_no_partial_artifact(tmp_path, monkeypatch):
     monkeypatch.setattr(export, "export_library", broken)
     out = tmp_path / "m.accel"
     with pytest.raises(errors.ToolchainError):
-        accel.compile(models.conv_block(), output=out)
+        accel.compile(models.conv_block(), output=out, cache="off")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -158,7 +158,7 @@ def test_missing_cross_compiler_names_the_debian_package(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # no cross compiler reachable
     with pytest.raises(errors.ToolchainError, match="aarch64-linux-gnu-g\\+\\+.*"
                                                     "g\\+\\+-aarch64-linux-gnu"):
-        accel.compile(models.conv_block(), "rpi4", output=tmp_path / "m.accel")
+        accel.compile(models.conv_block(), "rpi4", output=tmp_path / "m.accel", cache="off")
     assert not (tmp_path / "m.accel").exists()
 
 

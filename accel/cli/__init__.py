@@ -16,6 +16,7 @@ VERBS = {
     "run": ("run", "run a compiled artifact on inputs from an .npz file"),
     "bench": ("bench", "time a compiled artifact, optionally beside onnxruntime"),
     "info": ("info", "print an artifact's manifest"),
+    "cache": ("cache", "list, prune or clear the compile cache"),
     "demo": ("demo", "compile the bundled example for this host, run it, compare latency"),
 }
 

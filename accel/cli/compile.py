@@ -15,6 +15,8 @@ def add_arguments(parser) -> None:
                         help="skip a pass by name (repeatable)")
     parser.add_argument("--dump-ir", metavar="DIR", help="write the IR after every pass")
     parser.add_argument("--targets-dir", help="extra folder of target TOML files")
+    parser.add_argument("--cache", default=None, metavar="POLICY",
+                        help="compile cache: on, off, readonly, redo (default $ACCEL_CACHE or on)")
     parser.add_argument("-v", "--verbose", action="store_true", help="print the compile report")
 
 
@@ -30,9 +32,10 @@ def run(args) -> int:
                              disabled_passes=tuple(args.disable_pass))
     spec = get_target(args.target, targets_dir=args.targets_dir)
     artifact = compile_model(args.model, spec, options=options, output=args.output,
-                             dump_ir=args.dump_ir)
+                             dump_ir=args.dump_ir, cache=args.cache)
     report = artifact.manifest["report"]
-    print(f"compiled {args.model} for {spec.name} -> {artifact.path} "
+    how = "from the compile cache" if artifact.cached else "compiled"
+    print(f"{how}: {args.model} for {spec.name} -> {artifact.path} "
           f"({report['kernels']} kernels, {report['kernels_unfused']} before fusion)")
     if args.verbose:
         for phase in report["phases"]:

@@ -17,21 +17,39 @@ from . import relax_outputs
 
 def import_module(module, *, example_inputs) -> Model:
     """Export an ``nn.Module`` (or take an ``ExportedProgram``) and import it into Relax."""
+    program = export_module(module, example_inputs=example_inputs)
+    source = "<ExportedProgram>" if module is program else f"<{type(module).__name__}>"
+    return _import_program(program, source=source)
+
+
+def export_module(module, *, example_inputs):
+    """``torch.export`` an ``nn.Module`` with its example inputs; an ExportedProgram is kept."""
     if isinstance(module, torch.export.ExportedProgram):
-        return _import_program(module, source="<ExportedProgram>")
+        return module
     if not isinstance(module, torch.nn.Module):
         raise UsageError(f"cannot compile a {type(module).__name__}")
     if example_inputs is None:
         raise UsageError("a torch.nn.Module needs example_inputs (a tuple of tensors)")
     if isinstance(example_inputs, torch.Tensor):
         example_inputs = (example_inputs,)
-    source = f"<{type(module).__name__}>"
     try:
-        program = torch.export.export(module.eval(), tuple(example_inputs))
+        return torch.export.export(module.eval(), tuple(example_inputs))
     except Exception as exc:
-        raise InvalidModelError(f"{source}: torch.export failed: "
+        raise InvalidModelError(f"<{type(module).__name__}>: torch.export failed: "
                                 f"{str(exc).strip().splitlines()[0][:300]}") from exc
-    return _import_program(program, source=source)
+
+
+def program_digest(program) -> str:
+    """sha256 over an ExportedProgram's graph code, parameters and constants."""
+    digest = hashlib.sha256(str(program.graph_module.code).encode())
+    for name, value in sorted(program.state_dict.items()):
+        digest.update(name.encode())
+        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    for name, value in sorted(program.constants.items()):
+        if isinstance(value, torch.Tensor):
+            digest.update(name.encode())
+            digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def import_pt2(path: Path) -> Model:
@@ -46,18 +64,6 @@ def import_pt2(path: Path) -> Model:
 
 def _file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _program_digest(program) -> str:
-    digest = hashlib.sha256(str(program.graph_module.code).encode())
-    for name, value in sorted(program.state_dict.items()):
-        digest.update(name.encode())
-        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
-    for name, value in sorted(program.constants.items()):
-        if isinstance(value, torch.Tensor):
-            digest.update(name.encode())
-            digest.update(value.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
 
 
 def _input_specs(program) -> tuple[TensorSpec, ...]:
@@ -86,7 +92,7 @@ def _import_program(program, *, source: str, digest: str | None = None) -> Model
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
         raise InvalidModelError(f"{source}: the PyTorch importer failed: {first[:300]}") from exc
     outputs = relax_outputs(mod)
-    return Model(mod, inputs, outputs, digest or _program_digest(program), source, "torch")
+    return Model(mod, inputs, outputs, digest or program_digest(program), source, "torch")
 
 
 def _unsupported(source: str, program, message: str) -> Exception:
