@@ -6,6 +6,7 @@ import dataclasses
 import hmac
 import json
 import os
+import shutil
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -119,12 +120,34 @@ def _verify_signature(path: Path, raw: bytes, signature: bytes | None, key: byte
 
 def write_artifact(path: str | os.PathLike, manifest: dict, members: dict[str, bytes], *,
                    signing_key: bytes | None = None) -> Artifact:
-    """Write manifest and members into one zip, atomically (temp file, then rename)."""
+    """Write manifest and members into one zip, atomically (temp file, then rename).
+
+    Binaries (``lib/``) are stored uncompressed: compiled code and weights barely deflate, and
+    loading and copying an artifact should not pay for it.
+    """
     raw = canonical_json(manifest).encode()
     with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr(MANIFEST, raw)
         if signing_key is not None:
             zf.writestr(SIGNATURE, sign(raw, signing_key))
         for name, data in members.items():
-            zf.writestr(name, data)
+            stored = zipfile.ZIP_STORED if name.startswith("lib/") else zipfile.ZIP_DEFLATED
+            zf.writestr(name, data, compress_type=stored)
     return Artifact(Path(path), manifest)
+
+
+def copy_artifact(artifact: Artifact, path: str | os.PathLike, *,
+                  signing_key: bytes | None = None) -> Artifact:
+    """Copy an artifact file atomically, adding (or replacing) its signature when given a key."""
+    with atomic_path(path) as tmp:
+        shutil.copyfile(artifact.path, tmp)
+        if signing_key is not None:
+            with zipfile.ZipFile(artifact.path) as src:
+                raw, signed = src.read(MANIFEST), SIGNATURE in src.namelist()
+            if signed:  # a zip cannot drop a member in place: rewrite it
+                write_artifact(tmp, artifact.manifest, artifact.read_members(),
+                               signing_key=signing_key)
+            else:
+                with zipfile.ZipFile(tmp, "a") as zf:
+                    zf.writestr(SIGNATURE, sign(raw, signing_key))
+    return Artifact(Path(path), artifact.manifest)

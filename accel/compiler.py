@@ -9,7 +9,7 @@ import os
 import time
 from pathlib import Path
 
-from .artifact import FORMAT, FORMAT_VERSION, Artifact, write_artifact
+from .artifact import FORMAT, FORMAT_VERSION, Artifact, copy_artifact, write_artifact
 from .cache import CachePolicy, CompileCache, cache_key
 from .errors import AccelError, CacheError, CompileError, UsageError, did_you_mean
 from .fsutil import sha256_bytes
@@ -100,8 +100,7 @@ def _deliver(entry: Artifact, output, signing_key, store: CompileCache, *,
     if output is None and signing_key is None:
         return dataclasses.replace(entry, cached=cached)
     path = Path(output) if output else store.root.parent / "signed" / entry.path.name
-    members = entry.read_members()
-    artifact = write_artifact(path, entry.manifest, members, signing_key=signing_key)
+    artifact = copy_artifact(entry, path, signing_key=signing_key)
     return dataclasses.replace(artifact, cached=cached)
 
 

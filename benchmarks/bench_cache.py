@@ -17,8 +17,15 @@ from pathlib import Path
 
 from models import MODELS, export_onnx
 
-_LOAD = textwrap.dedent("""
-    import json, resource, sys, time
+# ru_maxrss survives exec (it would report the parent's peak); VmHWM is this process's own.
+_PEAK_RSS = textwrap.dedent("""
+    def peak_rss_mib():
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+""")
+_LOAD = _PEAK_RSS + textwrap.dedent("""
+    import json, sys, time
     t0 = time.perf_counter()
     import numpy as np
     import accel
@@ -34,15 +41,13 @@ _LOAD = textwrap.dedent("""
         s = time.perf_counter(); module(*inputs); steady.append(time.perf_counter() - s)
     print(json.dumps({"import_s": t1 - t0, "load_s": t2 - t1, "first_s": t3 - t2,
                       "steady_s": sorted(steady)[len(steady) // 2],
-                      "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                      "torch_imported": "torch" in sys.modules}))
+                      "rss_mib": peak_rss_mib(), "torch_imported": "torch" in sys.modules}))
 """)
-_TVM_IMPORT = textwrap.dedent("""
-    import json, resource, time
+_TVM_IMPORT = _PEAK_RSS + textwrap.dedent("""
+    import json, time
     t0 = time.perf_counter()
     import tvm.runtime
-    print(json.dumps({"import_s": time.perf_counter() - t0,
-                      "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    print(json.dumps({"import_s": time.perf_counter() - t0, "rss_mib": peak_rss_mib()}))
 """)
 
 
