@@ -59,7 +59,7 @@ def compile(model, target: str | TargetSpec | None = None, *,
         policy = CachePolicy.REDO if policy.writes else CachePolicy.OFF
     digest, prepared = source_digest(model, example_inputs=example_inputs)
     key = cache_key({"model": digest, "target": spec.identity(), "options": options.to_json(),
-                     "tuning": tuning_digest(spec), "versions": versions()})
+                     "tuning": tuning_digest(spec, options.tuning_logs), "versions": versions()})
     store = CompileCache.default(cache_dir)
     hit = store.lookup(key) if policy.reads else None
     if hit is not None:
@@ -189,16 +189,19 @@ def _timed_pipeline(phases, target, timings: list[dict]):
                 started = time.perf_counter()
                 mod = tvm.transform.Sequential(passes, name=f"accel.{name}")(mod)
                 timings.append({"name": name, "seconds": round(time.perf_counter() - started, 4),
-                                "kernels": _count_prim_funcs(mod)})
+                                "kernels": _count_prim_funcs(mod),
+                                "scheduled": _count_prim_funcs(mod, scheduled=True)})
         return mod
 
     return pipeline
 
 
-def _count_prim_funcs(mod) -> int:
+def _count_prim_funcs(mod, *, scheduled: bool = False) -> int:
     import tvm
 
-    return sum(isinstance(f, tvm.tirx.PrimFunc) for f in mod.functions.values())
+    return sum(isinstance(f, tvm.tirx.PrimFunc)
+               and (not scheduled or bool(f.attrs and f.attrs.get("tirx.is_scheduled", False)))
+               for f in mod.functions.values())
 
 
 def _count_kernels_after_legalize(mod, target) -> int:
@@ -217,7 +220,9 @@ def _report(timings: list[dict], total_s: float, kernels_before: int) -> dict:
     in_pipeline = sum(t["seconds"] for t in phases)
     phases.append({"name": "codegen", "seconds": round(total_s - in_pipeline, 4)})
     after = next((t["kernels"] for t in reversed(phases) if "kernels" in t), None)
-    return {"phases": phases, "kernels_unfused": kernels_before, "kernels": after}
+    tuned = next((t["scheduled"] for t in phases if t["name"] == "apply-tuning"), 0)
+    return {"phases": phases, "kernels_unfused": kernels_before, "kernels": after,
+            "kernels_tuned": tuned}
 
 
 def _last_line(exc: Exception) -> str:

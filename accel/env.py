@@ -13,6 +13,8 @@ CACHE_DIR = "ACCEL_CACHE_DIR"
 CACHE_POLICY = "ACCEL_CACHE"
 #: Size cap of the compile cache, e.g. 500M or 8G (twin: ``max_bytes=`` / ``--max-size``).
 CACHE_MAX_SIZE = "ACCEL_CACHE_MAX_SIZE"
+#: The user's folder of tuning records (twin: ``tuning_logs=`` / ``--tuning-logs``).
+TUNING_LOGS = "ACCEL_TUNING_LOGS"
 #: Hex or text key for HMAC-signing artifacts (twin: ``signing_key=``).
 SIGNING_KEY = "ACCEL_SIGNING_KEY"
 

@@ -49,6 +49,14 @@ def _fuse(target, spec, options):
             relax.transform.FuseTIR(), relax.transform.DeadCodeElimination()]
 
 
+def _apply_tuning(target, spec, options):
+    from .passes.apply_tuning_records import ApplyTuningRecords
+    from .tuning.records import compile_database
+
+    database = compile_database(spec, options.tuning_logs)
+    return [ApplyTuningRecords(database)] if database is not None else []
+
+
 def _schedule(target, spec, options):
     from .schedule import default_schedule_pass
 
@@ -84,14 +92,15 @@ SIMPLIFY = Phase("simplify", _simplify, OptLevel.O1)
 DISPATCH = Phase("dispatch", _dispatch)
 LEGALIZE = Phase("legalize", _legalize)
 FUSE = Phase("fuse", _fuse, OptLevel.O1)
+APPLY_TUNING = Phase("apply-tuning", _apply_tuning, OptLevel.O1)
 SCHEDULE = Phase("schedule", _schedule)
 ADRENO_TEXTURE = Phase("adreno-texture", _adreno_texture)
 LOWER = Phase("lower", _lower)
 FINALIZE = Phase("finalize", _finalize)
 
-_CPU = (CLEANUP, SIMPLIFY, DISPATCH, LEGALIZE, FUSE, SCHEDULE, LOWER, FINALIZE)
+_CPU = (CLEANUP, SIMPLIFY, DISPATCH, LEGALIZE, FUSE, APPLY_TUNING, SCHEDULE, LOWER, FINALIZE)
 # GPUs always need the schedule phase: an unscheduled kernel has no thread binding.
-_GPU = (CLEANUP, SIMPLIFY, DISPATCH, LEGALIZE, FUSE, SCHEDULE, LOWER, FINALIZE)
+_GPU = (CLEANUP, SIMPLIFY, DISPATCH, LEGALIZE, FUSE, APPLY_TUNING, SCHEDULE, LOWER, FINALIZE)
 _ADRENO = (CLEANUP, SIMPLIFY, DISPATCH, ADRENO_TEXTURE, LOWER, FINALIZE)
 
 PIPELINES: dict[str, tuple[Phase, ...]] = {
@@ -107,6 +116,24 @@ PIPELINES: dict[str, tuple[Phase, ...]] = {
 def phases_for(pipeline: str, options: CompileOptions) -> list[Phase]:
     """The phases a compile runs for this pipeline at this optimization level."""
     return [p for p in PIPELINES[pipeline] if options.opt_level.value >= p.min_level.value]
+
+
+#: The tuner extracts its tasks from the module as it is when this phase begins.
+TUNING_PHASE = APPLY_TUNING.name
+
+
+def tuning_passes(spec, target, options: CompileOptions):
+    """The phases before records are applied, as (name, passes): what the tuner runs first."""
+    phases = phases_for(spec.family, options)
+    names = [p.name for p in phases]
+    if TUNING_PHASE not in names:
+        from .errors import UsageError
+
+        raise UsageError(f"target '{spec.name}' ({spec.family}) cannot be tuned at "
+                         f"{options.opt_level.name}: its pipeline has no fused kernels to tune",
+                         hint="tune at O1 or above, for a CPU, CUDA or Mali target")
+    kept = phases[:names.index(TUNING_PHASE)]
+    return [(p.name, p.build(target, spec, options)) for p in kept]
 
 
 def build_passes(spec, target, options: CompileOptions):

@@ -36,7 +36,8 @@ def run(args) -> int:
     report = artifact.manifest["report"]
     how = "from the compile cache" if artifact.cached else "compiled"
     print(f"{how}: {args.model} for {spec.name} -> {artifact.path} "
-          f"({report['kernels']} kernels, {report['kernels_unfused']} before fusion)")
+          f"({report['kernels']} kernels, {report['kernels_unfused']} before fusion, "
+          f"{report.get('kernels_tuned', 0)} from tuning records)")
     if args.verbose:
         for phase in report["phases"]:
             kernels = f"  kernels={phase['kernels']}" if "kernels" in phase else ""

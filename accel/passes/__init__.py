@@ -1,0 +1,1 @@
+"""accel's own Relax passes, one per file, named after the pass."""
