@@ -46,9 +46,12 @@ def compile(model, target: str | TargetSpec | None = None, *,
     """
     options = options or CompileOptions()
     spec = get_target(target)
-    if spec.is_micro:
-        raise UsageError(f"target '{spec.name}' needs the C package format (a standalone C "
-                         "package for arm-none-eabi-gcc), which this accel cannot write yet")
+    if spec.is_micro:  # a C package folder (accel/micro), not a one-file artifact
+        from .micro import compile_package, toolchain
+
+        toolchain.require_compiler(spec)
+        model = load_model(model, example_inputs=example_inputs, options=options)
+        return compile_package(model, spec, options=options, output=output, dump_ir=dump_ir)
     started = time.perf_counter()
     model = load_model(model, example_inputs=example_inputs, options=options)
     import_s = time.perf_counter() - started
