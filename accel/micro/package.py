@@ -76,8 +76,10 @@ def _fused_module(model, spec, options, dump_ir):
     """Run the family pipeline up to (not including) the VM lowering phases."""
     import tvm
     from tvm import relax
+    from tvm.s_tir import dlight
 
     from ..pipeline import build_passes
+    from .inline import inline_rule
 
     target = spec.tvm_target()
     instruments = [tvm.ir.instrument.DumpIR(str(dump_ir), refresh=True)] if dump_ir else []
@@ -85,7 +87,9 @@ def _fused_module(model, spec, options, dump_ir):
                                            disabled_pass=list(options.disabled_passes)):
         passes = [p for name, ps in build_passes(spec, target, options) if name not in _STOP_AT
                   for p in ps]
-        passes.append(relax.transform.RewriteDataflowReshape())
+        # After the family's schedule phase: kernels it left unscheduled get the inline rule.
+        passes += [dlight.ApplyDefaultSchedule(inline_rule()),
+                   relax.transform.RewriteDataflowReshape()]
         try:
             return tvm.transform.Sequential(passes, name="accel.micro")(model.mod)
         except AccelError:
