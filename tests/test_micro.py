@@ -36,8 +36,7 @@ def package(tmp_path_factory):
     return get
 
 
-def _check_on(package, name, board, work):
-    model = MICRO_MODELS[name]()
+def _check_on(package, model, board, work):
     feeds = models.feeds_for(model)
     expected = models.onnxruntime_outputs(model, feeds)
     main_c = harness.test_main(package, list(feeds.values()), expected, rtol=RTOL, atol=ATOL)
@@ -95,7 +94,7 @@ def test_package_has_header_sources_makefile_and_manifest(package):
 def test_host_build_of_the_c_package_matches_onnxruntime(package, name, tmp_path):
     require_tool("gcc")
     require_tool("make")
-    _check_on(package(name, "c-host"), name, None, tmp_path)
+    _check_on(package(name, "c-host"), MICRO_MODELS[name](), None, tmp_path)
 
 
 @pytest.mark.e2e
@@ -118,12 +117,13 @@ def test_cli_compile_writes_a_package_and_prints_the_size_report(model_dir, tmp_
                                           ("cortex-m4", "ds_cnn_kws"),
                                           ("cortex-m7", "conv_block"),
                                           ("cortex-m7", "mlp_two_inputs"),
-                                          ("cortex-m7", "ds_cnn_kws")])
+                                          ("cortex-m7", "ds_cnn_kws"),
+                                          ("cortex-m55", "ds_cnn_kws")])
 def test_cortex_m_build_matches_onnxruntime_under_qemu(package, target, name, tmp_path):
     require_tool("arm-none-eabi-gcc")
     require_tool("qemu-system-arm")
     require_tool("make")
-    result = _check_on(package(name, target), name, target, tmp_path)
+    result = _check_on(package(name, target), MICRO_MODELS[name](), target, tmp_path)
     assert result.instructions and result.instructions > 0
     print(f"{target} {name}: {result.instructions} instructions (QEMU -icount), "
           f"max |diff| {result.max_abs_diff:.2e}")
@@ -140,12 +140,67 @@ def test_ds_cnn_runtime_overhead_is_under_2kb_and_arena_is_the_live_peak(package
     assert sizes["flash"] == sum(p["flash"] for p in sizes["parts"].values())
 
 
-@pytest.mark.emulated
-def test_cortex_m55_package_builds_with_helium_flags(package):
-    require_tool("arm-none-eabi-gcc")
-    pkg = package("conv_block", "cortex-m55")
-    assert "-mcpu=cortex-m55" in (pkg.path / "Makefile").read_text()
-    assert pkg.manifest["sizes"]["parts"]["kernels"]["flash"] > 0
+@pytest.mark.e2e
+def test_outputs_that_alias_inputs_or_feed_later_kernels(tmp_path):
+    require_tool("gcc")
+    require_tool("make")
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="relu"),
+             helper.make_node("Exp", ["r"], ["e"], name="exp"),
+             helper.make_node("Reshape", ["x", "shape"], ["flat"], name="view")]
+    model = models._model(nodes, [models._vi("x", [2, 3])],
+                          [models._vi("r", [2, 3]), models._vi("e", [2, 3]),
+                           models._vi("flat", [6])],
+                          [numpy_helper.from_array(np.array([6], np.int64), "shape")])
+    pkg = accel.compile(model, "c-host", output=tmp_path / "model_c")
+    assert "memcpy" in (pkg.path / "model.c").read_text()  # the input view is copied out
+    _check_on(pkg, model, None, tmp_path / "work")
+
+
+@pytest.mark.e2e
+def test_torch_module_compiles_to_a_matching_c_package(tmp_path):
+    torch = pytest.importorskip("torch")
+    require_tool("gcc")
+    require_tool("make")
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(2, 4, 3, padding=1), torch.nn.ReLU(),
+                              torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 3)).eval()
+    x = torch.randn(1, 2, 6, 6)
+    pkg = accel.compile(net, "c-host", example_inputs=(x,), output=tmp_path / "model_c")
+    with torch.no_grad():
+        expected = [net(x).numpy()]
+    main_c = harness.test_main(pkg, [x.numpy()], expected, rtol=RTOL, atol=ATOL)
+    result = harness.run_test(harness.build_test(pkg, main_c, tmp_path / "work"))
+    assert result.returncode == 0, result.output
+
+
+@pytest.mark.e2e
+def test_recompiling_replaces_the_package_and_a_failed_write_keeps_the_old_one(
+        tmp_path, monkeypatch):
+    from accel.micro import toolchain
+
+    require_tool("gcc")
+    out = tmp_path / "model_c"
+    accel.compile(models.mlp_two_inputs(), "c-host", output=out)
+    first = (out / "model.c").read_text()
+    accel.compile(models.conv_block(), "c-host", output=out)
+    assert (out / "model.c").read_text() != first
+
+    def fail(*args, **kwargs):
+        raise errors.ToolchainError("gcc failed")
+
+    monkeypatch.setattr(toolchain, "compile_objects", fail)
+    with pytest.raises(errors.ToolchainError):
+        accel.compile(models.mlp_two_inputs(), "c-host", output=out)
+    assert "in_x" in (out / "model.c").read_text()  # still the conv_block package
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model_c"]
+
+
+@pytest.mark.unit
+def test_a_folder_that_is_not_a_package_is_never_replaced(tmp_path):
+    (tmp_path / "model_c").mkdir()
+    (tmp_path / "model_c" / "notes.txt").write_text("mine")
+    with pytest.raises(errors.UsageError, match="not a C package"):
+        accel.compile(models.conv_block(), "c-host", output=tmp_path / "model_c")
 
 
 # --- errors ---------------------------------------------------------------------------------

@@ -53,6 +53,7 @@ def compile_package(model, spec, *, options, output, dump_ir=None) -> CPackage:
         raise UsageError(f"target '{spec.name}' writes a C package folder: give an output path",
                          hint="accel compile MODEL -t TARGET -o model_c/")
     compiler = toolchain.require_compiler(spec)
+    _check_replaceable(Path(output))
     timings: list[dict] = []
     with _timed(timings, "pipeline"):
         mod = _fused_module(model, spec, options, dump_ir)
