@@ -224,3 +224,26 @@ def test_op_without_a_c_kernel_is_named_and_leaves_nothing(tmp_path):
     with pytest.raises(errors.CompileError, match="c-host.*topk.*tvm.contrib.sort.topk"):
         accel.compile(model, "c-host", output=tmp_path / "model_c")
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.unit
+def test_workspace_need_is_the_sum_of_a_kernels_allocations():
+    from accel.micro.kernels import workspaces
+
+    head = "TVM_DLL int32_t __tvm_ffi_{}(void* self_handle, void* args, int32_t num_args, " \
+           "void* result) {{\n"
+    source = (head.format("k1") + "  p = TVMBackendAllocWorkspace(1, dev_id, (uint64_t)3200ULL, "
+              "2, 32));\n  q = TVMBackendAllocWorkspace(1, dev_id, (uint64_t)10ULL, 2, 32));\n}\n"
+              + head.format("k2") + "  return 0;\n}\n")
+    assert workspaces(source) == {"k1": 3200 + 16, "k2": 0}
+
+
+@pytest.mark.unit
+def test_kernels_calling_packed_functions_are_rejected_by_name():
+    from accel.micro.kernels import _check_symbols
+
+    source = ("TVM_DLL int32_t __tvm_ffi_topk(void* self_handle, void* args, int32_t num_args, "
+              'void* result) {\n  TVMFFIEnvModLookupFromImports(ctx, "tvm.contrib.sort.topk", '
+              "&f);\n}\n")
+    with pytest.raises(errors.CompileError, match="cortex-m4.*'topk'.*tvm.contrib.sort.topk"):
+        _check_symbols(source, "cortex-m4")

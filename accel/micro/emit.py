@@ -46,7 +46,8 @@ def model_header(model, spec, plan: ArenaPlan, sizes: dict) -> str:
              " *   int accel_model_run(" + ", ".join(p[1] for p in params) + ");",
              " *",
              " * Runs the model once. Inputs and outputs are caller-owned, dense, row-major:"]
-    lines += [f" *   {p[0]}: {s.dtype}[{', '.join(map(str, s.shape))}]" for p, _, s in params]
+    lines += [f" *   {p}: {s.dtype}[{', '.join(map(str, s.shape))}]  ({s.name!r})"
+              for p, _, s in params]
     lines += [" * All intermediate tensors live in one static arena of ACCEL_ARENA_SIZE bytes",
               " * (no malloc); weights are const (flash). Returns 0, or k > 0 when kernel k",
               " * failed. Not reentrant: calls must not overlap (the arena is shared).",

@@ -22,6 +22,8 @@ class Block:
     size: int
     first: int
     last: int
+    #: What it holds, for the printed plan (a Relax value name, or the kernel of a workspace).
+    label: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,8 +39,8 @@ class ArenaPlan:
         """One line per block, by offset: what a --verbose compile prints."""
         lines = [f"arena {self.size} B (largest live set {self.peak_live} B)"]
         for b in sorted(self.blocks, key=lambda b: (self.offsets[b.key], b.first)):
-            lines.append(f"  {b.key:>6} @ {self.offsets[b.key]:>7}  {b.size:>7} B  "
-                         f"calls {b.first}..{b.last}")
+            lines.append(f"  @{self.offsets[b.key]:>7} {b.size:>7} B  calls "
+                         f"{b.first:>2}..{b.last:<2} {b.label or b.key}")
         return lines
 
 
@@ -50,9 +52,12 @@ def lifetimes(graph: Graph, workspaces: dict[str, int]) -> list[Block]:
         for bid in call.args:
             first.setdefault(bid, i)
             last[bid] = i
-    blocks = [Block(f"b{b.id}", align(b.nbytes), first[b.id], last[b.id])
+    made_by = {bid: c.kernel for c in graph.calls for bid in c.outputs}
+    blocks = [Block(f"b{b.id}", align(b.nbytes), first[b.id], last[b.id],
+                    f"{b.name} = {made_by.get(b.id, '?')}(...)")
               for b in graph.buffers if b.kind == "temp" and b.id in first]
-    blocks += [Block(f"ws{i}", align(workspaces.get(c.kernel, 0)), i, i)
+    blocks += [Block(f"ws{i}", align(workspaces.get(c.kernel, 0)), i, i,
+                     f"workspace of {c.kernel}")
                for i, c in enumerate(graph.calls) if workspaces.get(c.kernel, 0)]
     return blocks
 
