@@ -39,8 +39,9 @@ def package(tmp_path_factory):
 def _check_on(package, model, board, work):
     feeds = models.feeds_for(model)
     expected = models.onnxruntime_outputs(model, feeds)
-    main_c = harness.test_main(package, list(feeds.values()), expected, rtol=RTOL, atol=ATOL)
-    exe = harness.build_test(package, main_c, work, board=board)
+    main_c = harness.check_main(package, inputs=list(feeds.values()), expected=expected,
+                                rtol=RTOL, atol=ATOL)
+    exe = harness.build_test(package, main_c, work=work, board=board)
     result = harness.run_test(exe, board=board)
     assert result.returncode == 0, result.output
     assert result.max_abs_diff is not None and result.max_abs_diff < 1e-4
@@ -168,8 +169,9 @@ def test_torch_module_compiles_to_a_matching_c_package(tmp_path):
     pkg = accel.compile(net, "c-host", example_inputs=(x,), output=tmp_path / "model_c")
     with torch.no_grad():
         expected = [net(x).numpy()]
-    main_c = harness.test_main(pkg, [x.numpy()], expected, rtol=RTOL, atol=ATOL)
-    result = harness.run_test(harness.build_test(pkg, main_c, tmp_path / "work"))
+    main_c = harness.check_main(pkg, inputs=[x.numpy()], expected=expected, rtol=RTOL,
+                                atol=ATOL)
+    result = harness.run_test(harness.build_test(pkg, main_c, work=tmp_path / "work"))
     assert result.returncode == 0, result.output
 
 

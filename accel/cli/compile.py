@@ -36,7 +36,8 @@ def run(args) -> int:
     if spec.is_micro:
         from ..micro.report import print_report
 
-        print_report(args.model, artifact.path, artifact.manifest, verbose=args.verbose)
+        print_report(args.model, artifact.manifest, path=artifact.path,
+                     verbose=args.verbose)
         return 0
     print(f"compiled {args.model} for {spec.name} -> {artifact.path} "
           f"({report['kernels']} kernels, {report['kernels_unfused']} before fusion)")

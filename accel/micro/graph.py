@@ -136,14 +136,14 @@ class _Walker:
                      for i, ty in enumerate(tys))
 
 
-def lower_graph(mod, input_names, output_names) -> Graph:
+def lower_graph(mod, *, inputs: list[str], outputs: list[str]) -> Graph:
     """Walk ``main`` of a fused, legalized Relax module into a :class:`Graph`."""
     import tvm
     from tvm import relax
 
     func = mod["main"]
-    walker = _Walker(mod, input_names, output_names)
-    for i, (param, name) in enumerate(zip(func.params, input_names, strict=True)):
+    walker = _Walker(mod, inputs, outputs)
+    for i, (param, name) in enumerate(zip(func.params, inputs, strict=True)):
         walker.values[param] = walker.new(name, *_tensor_info(param.ty, f"input {name}"),
                                           "input", i)
     for block in func.body.blocks:
@@ -153,7 +153,7 @@ def lower_graph(mod, input_names, output_names) -> Graph:
             walker.bind(binding.var, binding.value)
     result = walker.operand(func.body.body)
     results = result if isinstance(result, tuple) else (result,)
-    buffers, copies = _assign_outputs(walker.buffers, results, output_names)
+    buffers, copies = _assign_outputs(walker.buffers, results, outputs)
     used = {c.kernel for c in walker.calls}
     kernels = tvm.IRModule({gv: f.with_attr("global_symbol", gv.name_hint)
                             for gv, f in mod.functions.items() if gv.name_hint in used})

@@ -145,8 +145,8 @@ class RunResult:
     output: str
 
 
-def test_main(package, inputs: list[np.ndarray], expected: list[np.ndarray], *,
-              rtol: float = 1e-4, atol: float = 1e-5) -> str:
+def check_main(package, *, inputs: list[np.ndarray], expected: list[np.ndarray],
+               rtol: float = 1e-4, atol: float = 1e-5) -> str:
     """main.c text with the inputs and expected outputs embedded as const arrays."""
 
     data, args, checks = [], [], []
@@ -170,7 +170,7 @@ def test_main(package, inputs: list[np.ndarray], expected: list[np.ndarray], *,
             .replace("@CHECKS@", "\n".join(checks)))
 
 
-def build_test(package, main_c: str, work: Path, *, board: str | None = None) -> Path:
+def build_test(package, main_c: str, *, work: Path, board: str | None = None) -> Path:
     """Build the package with its Makefile, then link the test binary (host, or a QEMU board)."""
     work.mkdir(parents=True, exist_ok=True)
     pkg = Path(package.path)

@@ -58,12 +58,14 @@ def compile_package(model, spec, *, options, output, dump_ir=None) -> CPackage:
     with _timed(timings, "pipeline"):
         mod = _fused_module(model, spec, options, dump_ir)
     with _timed(timings, "plan"):
-        graph = lower_graph(mod, [t.name for t in model.inputs], [t.name for t in model.outputs])
+        graph = lower_graph(mod, inputs=[t.name for t in model.inputs],
+                            outputs=[t.name for t in model.outputs])
     with _timed(timings, "codegen"):
         kernels = build_kernels(graph.kernels, spec.tvm_target(), target_name=spec.name)
     plan = plan_arena(lifetimes(graph, kernels.workspaces))
     files = _files(model, spec, graph, plan, kernels)
-    return _write(Path(output), files, compiler, spec, model, options, plan, graph, timings)
+    return _write(Path(output), files, compiler=compiler, spec=spec, model=model,
+                  options=options, plan=plan, graph=graph, timings=timings)
 
 
 @contextlib.contextmanager
@@ -105,8 +107,8 @@ def _files(model, spec, graph, plan, kernels) -> dict[str, str]:
     weights_bytes = sum(graph.buffers[b].nbytes for b in graph.weights)
     max_args = max((len(c.args) for c in graph.calls), default=1)
     return {
-        "model.h": emit.model_header(model, spec, plan, {"weights_bytes": weights_bytes}),
-        "model.c": emit.model_source(model, graph, plan, kernels.workspaces),
+        "model.h": emit.model_header(model, spec, plan=plan, weights_bytes=weights_bytes),
+        "model.c": emit.model_source(model, graph, plan=plan, workspaces=kernels.workspaces),
         "kernels.c": kernels.text,
         "weights.c": emit.weights_source(graph),
         "accel_rt.h": RT_HEADER,
@@ -129,7 +131,8 @@ def makefile(spec) -> str:
             "clean:\n\trm -f $(OBJS) libmodel.a\n\n.PHONY: clean\n")
 
 
-def _write(out: Path, files, compiler, spec, model, options, plan, graph, timings) -> CPackage:
+def _write(out: Path, files, *, compiler, spec, model, options, plan, graph,
+           timings) -> CPackage:
     """Write into a temp folder beside ``out``, size it, then rename it into place."""
     out.parent.mkdir(parents=True, exist_ok=True)
     _check_replaceable(out)
@@ -138,8 +141,8 @@ def _write(out: Path, files, compiler, spec, model, options, plan, graph, timing
         for name, text in files.items():
             (tmp / name).write_text(text)
         with _timed(timings, "size"):
-            objects = toolchain.compile_objects(tmp, compiler, spec.cflags)
-            sizes = toolchain.size_report(objects, compiler, plan.size)
+            objects = toolchain.compile_objects(tmp, compiler, cflags=spec.cflags)
+            sizes = toolchain.size_report(objects, compiler, arena=plan.size)
         shutil.rmtree(tmp / ".obj")
         manifest = _manifest(model, spec, options, files, plan, graph, sizes, timings)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-def print_report(model: str, path, manifest: dict, *, verbose: bool = False) -> None:
+def print_report(model: str, manifest: dict, *, path, verbose: bool = False) -> None:
     """Print one summary line; with ``verbose`` the size split, stack and arena plan too."""
     sizes, report = manifest["sizes"], manifest["report"]
     print(f"compiled {model} for {manifest['target']['name']} -> {path} "

@@ -34,7 +34,7 @@ def sibling_tool(compiler: str, tool: str) -> str:
     return prefix + tool
 
 
-def compile_objects(folder: Path, compiler: str, cflags: tuple[str, ...]) -> dict[str, Path]:
+def compile_objects(folder: Path, compiler: str, *, cflags: tuple[str, ...]) -> dict[str, Path]:
     """Compile each package C file to an object in ``folder/.obj`` (stack usage alongside)."""
     out = folder / ".obj"
     out.mkdir(exist_ok=True)
@@ -57,7 +57,7 @@ def _run(cmd: list[str]) -> str:
     return proc.stdout
 
 
-def size_report(objects: dict[str, Path], compiler: str, arena: int) -> dict:
+def size_report(objects: dict[str, Path], compiler: str, *, arena: int) -> dict:
     """Flash (text + rodata + data) and RAM (data + bss, arena apart) per part, in bytes."""
     size_tool = shutil.which(sibling_tool(compiler, "size")) or "size"
     parts = {p: {"flash": 0, "ram": 0} for p in ("kernels", "weights", "runtime")}
