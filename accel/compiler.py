@@ -51,7 +51,8 @@ def compile(model, target: str | TargetSpec | None = None, *,
 
         toolchain.require_compiler(spec)
         model = load_model(model, example_inputs=example_inputs, options=options)
-        return compile_package(model, spec, options=options, output=output, dump_ir=dump_ir)
+        return compile_package(model, spec, options=options, output=output, dump_ir=dump_ir,
+                               signing_key=signing_key)
     started = time.perf_counter()
     model = load_model(model, example_inputs=example_inputs, options=options)
     import_s = time.perf_counter() - started

@@ -47,8 +47,32 @@ class CPackage:
         return tuple(TensorSpec.from_json(t) for t in self.manifest["outputs"])
 
 
-def compile_package(model, spec, *, options, output, dump_ir=None) -> CPackage:
-    """Compile an imported :class:`~accel.model.Model` into a C package folder at ``output``."""
+def compile_package(model, spec, *, options, output, dump_ir=None,
+                    signing_key=None) -> CPackage:
+    """Compile an imported model into a standalone C package folder.
+
+    Parameters
+    ----------
+    model : accel.model.Model
+        The imported model (static shapes).
+    spec : TargetSpec
+        A ``micro`` family target (cortex-m4, cortex-m7, cortex-m55, c-host).
+    options : CompileOptions
+        Optimization level and disabled passes, as for other targets.
+    output : path
+        The package folder; written to a temp folder beside it, then renamed into place.
+    dump_ir : path, optional
+        A folder receiving the IR after every pass.
+    signing_key : bytes, optional
+        Not supported: C packages are not signed (a clear error if given).
+
+    Returns
+    -------
+    CPackage
+    """
+    if signing_key:
+        raise UsageError(f"target '{spec.name}': C packages cannot be signed",
+                         hint="drop the signing key, or sign the folder with your own tools")
     if output is None:
         raise UsageError(f"target '{spec.name}' writes a C package folder: give an output path",
                          hint="accel compile MODEL -t TARGET -o model_c/")
