@@ -54,6 +54,13 @@ def compile(model, target: str | TargetSpec | None = None, *,
     """
     options = options or CompileOptions()
     spec = get_target(target)
+    if spec.is_micro:  # a C package folder (accel/micro), not a one-file artifact: uncached
+        from .micro import compile_package, toolchain
+
+        toolchain.require_compiler(spec)
+        model = load_model(model, example_inputs=example_inputs, options=options)
+        return compile_package(model, spec, options=options, output=output, dump_ir=dump_ir,
+                               signing_key=signing_key)
     policy = CachePolicy.parse(cache)
     if dump_ir is not None and policy.reads:  # a dump needs the passes to run
         policy = CachePolicy.REDO if policy.writes else CachePolicy.OFF
@@ -76,9 +83,6 @@ def compile(model, target: str | TargetSpec | None = None, *,
 def _compile_new(model, spec, options, key, store, policy, output, *, example_inputs, dump_ir,
                  signing_key) -> Artifact:
     """Import, build and write a fresh artifact; store it in the cache when the policy writes."""
-    if spec.is_micro:
-        raise UsageError(f"target '{spec.name}' needs the C package format (a standalone C "
-                         "package for arm-none-eabi-gcc), which this accel cannot write yet")
     started = time.perf_counter()
     model = load_model(model, example_inputs=example_inputs, options=options)
     import_s = time.perf_counter() - started

@@ -21,7 +21,7 @@ FORMATS = ("shared-library", "object-archive", "c-package")
 DEVICES = ("cpu", "cuda", "opencl")
 _TOP_KEYS = {"description", "family", "schedule", "detect_host", "tvm", "export", "runtime",
              "tune", "fallback"}
-_EXPORT_KEYS = {"format", "toolchain", "debian_package"}
+_EXPORT_KEYS = {"format", "toolchain", "debian_package", "cflags"}
 _RUNTIME_KEYS = {"arch", "device", "cpu_features"}
 _TUNE_KEYS = {"runner", "rpc_key", "max_trials_per_task"}
 # CPU flags (as /proc/cpuinfo names them) that LLVM may emit code for; a host build needs them all.
@@ -51,6 +51,8 @@ class TargetSpec:
     fallback_tvm: dict[str, Any] = dataclasses.field(default_factory=dict)
     #: The host target: LLVM names this CPU (``mcpu``) when the TVM target is resolved.
     detect_host: bool = False
+    #: C compiler flags for C-package targets (written into the package's Makefile).
+    cflags: tuple[str, ...] = ()
 
     def tvm_target(self):
         """Return the resolved ``tvm.target.Target`` (imports TVM)."""
@@ -180,6 +182,7 @@ def _spec(path: Path, raw: dict) -> TargetSpec:
         source=str(path),
         fallback_tvm=dict(raw.get("fallback", {}).get("tvm", {})),
         detect_host=bool(raw.get("detect_host")),
+        cflags=tuple(export.get("cflags", ())),
     )
 
 

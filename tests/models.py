@@ -115,6 +115,39 @@ def unsupported_ops() -> onnx.ModelProto:
     return model
 
 
+@_seeded
+def ds_cnn_kws() -> onnx.ModelProto:
+    """A keyword-spotting DS-CNN in the style of MLPerf Tiny (random weights): a 10x4 stride-2
+    conv to 64 channels, 4 depthwise-separable blocks, average pooling, FC to 12 classes."""
+    c, nodes = 64, []
+    weights = [_w("w0", (c, 1, 10, 4), 0.3), _w("b0", (c,), 0.1)]
+    nodes.append(helper.make_node("Conv", ["x", "w0", "b0"], ["c0"], strides=[2, 2],
+                                  pads=[4, 1, 5, 1], name="conv0"))
+    nodes.append(helper.make_node("Relu", ["c0"], ["r0"], name="relu0"))
+    prev = "r0"
+    for i in range(1, 5):
+        weights += [_w(f"dw{i}", (c, 1, 3, 3), 0.3), _w(f"s{i}", (c,), 0.2), _w(f"bb{i}", (c,)),
+                    _w(f"m{i}", (c,), 0.1),
+                    numpy_helper.from_array(np.abs(RNG.random(c)).astype(np.float32) + 0.5,
+                                            f"v{i}"),
+                    _w(f"pw{i}", (c, c, 1, 1), 0.15), _w(f"pb{i}", (c,), 0.1)]
+        nodes += [
+            helper.make_node("Conv", [prev, f"dw{i}"], [f"d{i}"], pads=[1, 1, 1, 1], group=c,
+                             name=f"dw{i}"),
+            helper.make_node("BatchNormalization", [f"d{i}", f"s{i}", f"bb{i}", f"m{i}", f"v{i}"],
+                             [f"n{i}"], name=f"bn{i}"),
+            helper.make_node("Relu", [f"n{i}"], [f"rd{i}"], name=f"relu_dw{i}"),
+            helper.make_node("Conv", [f"rd{i}", f"pw{i}", f"pb{i}"], [f"p{i}"], name=f"pw{i}"),
+            helper.make_node("Relu", [f"p{i}"], [f"rp{i}"], name=f"relu_pw{i}")]
+        prev = f"rp{i}"
+    weights += [_w("fw", (12, c), 0.2), _w("fb", (12,), 0.1)]
+    nodes += [helper.make_node("AveragePool", [prev], ["g"], kernel_shape=[25, 5], name="pool"),
+              helper.make_node("Flatten", ["g"], ["f"], name="flatten"),
+              helper.make_node("Gemm", ["f", "fw", "fb"], ["logits"], transB=1, name="fc"),
+              helper.make_node("Softmax", ["logits"], ["y"], axis=-1, name="softmax")]
+    return _model(nodes, [_vi("x", [1, 1, 49, 10])], [_vi("y", [1, 12])], weights)
+
+
 ALL_ONNX = {"conv_block": conv_block, "mlp_two_inputs": mlp_two_inputs,
             "int_input_embedding": int_input_embedding}
 

@@ -160,8 +160,3 @@ def test_missing_cross_compiler_names_the_debian_package(tmp_path, monkeypatch):
                                                     "g\\+\\+-aarch64-linux-gnu"):
         accel.compile(models.conv_block(), "rpi4", output=tmp_path / "m.accel", cache="off")
     assert not (tmp_path / "m.accel").exists()
-
-
-def test_microcontroller_targets_say_they_need_the_c_package(tmp_path):
-    with pytest.raises(errors.UsageError, match="cortex-m7.*C package"):
-        accel.compile(models.conv_block(), "cortex-m7", output=tmp_path / "m.accel")

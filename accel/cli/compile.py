@@ -7,7 +7,8 @@ def add_arguments(parser) -> None:
     """Declare this verb's arguments."""
     parser.add_argument("model", help="an .onnx file or a torch.export program (.pt2)")
     parser.add_argument("-t", "--target", default=None, help="named target (default: host)")
-    parser.add_argument("-o", "--output", required=True, help="artifact path (.accel)")
+    parser.add_argument("-o", "--output", required=True,
+                        help="artifact path (.accel); a folder for C-package targets")
     parser.add_argument("--opt", default="O2", help="optimization level O0..O3 (default O2)")
     parser.add_argument("--input-shape", action="append", default=[], metavar="NAME=D0,D1,..",
                         help="static shape for an input with dynamic dims (repeatable)")
@@ -33,6 +34,12 @@ def run(args) -> int:
     spec = get_target(args.target, targets_dir=args.targets_dir)
     artifact = compile_model(args.model, spec, options=options, output=args.output,
                              dump_ir=args.dump_ir, cache=args.cache)
+    if spec.is_micro:
+        from ..micro.report import print_report
+
+        print_report(args.model, artifact.manifest, path=artifact.path,
+                     verbose=args.verbose)
+        return 0
     report = artifact.manifest["report"]
     how = "from the compile cache" if artifact.cached else "compiled"
     print(f"{how}: {args.model} for {spec.name} -> {artifact.path} "
