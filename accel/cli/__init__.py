@@ -16,6 +16,8 @@ VERBS = {
     "run": ("run", "run a compiled artifact on inputs from an .npz file"),
     "bench": ("bench", "time a compiled artifact, optionally beside onnxruntime"),
     "info": ("info", "print an artifact's manifest"),
+    "tune": ("tune", "autotune a model's kernels for a target (MetaSchedule, resumable)"),
+    "logs": ("logs", "list, show, prune or merge tuning records"),
     "cache": ("cache", "list, prune or clear the compile cache"),
     "demo": ("demo", "compile the bundled example for this host, run it, compare latency"),
 }

@@ -36,6 +36,18 @@ def devices(rpc: RPCOptions) -> list[str]:
     return found
 
 
+def reachable(device: str, timeout_s: float = 2.0) -> bool:
+    """Whether a server's port still answers (a device that died or dropped off does not)."""
+    import socket
+
+    host, _, port = device.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
 def require_devices(rpc: RPCOptions) -> list[str]:
     """Like :func:`devices`, but an empty farm is an error naming the key and the tracker."""
     found = devices(rpc)
@@ -50,6 +62,10 @@ def require_devices(rpc: RPCOptions) -> list[str]:
 def _summary(rpc: RPCOptions) -> dict:
     from tvm import rpc as tvm_rpc
 
+    if not reachable(f"{rpc.tracker_host}:{rpc.tracker_port}"):  # TVM would retry for 60 s
+        raise FarmError(f"cannot reach the RPC tracker at {rpc.tracker_host}:{rpc.tracker_port}",
+                        hint="start it with python -m tvm.exec.rpc_tracker --port P "
+                             "--port-end Q")
     try:
         return tvm_rpc.connect_tracker(rpc.tracker_host, rpc.tracker_port).summary()
     except Exception as exc:  # TVM raises plain socket and RPC errors
