@@ -30,6 +30,12 @@ def _simplify(target, spec, options):
             relax.transform.DeadCodeElimination(), relax.transform.CanonicalizeBindings()]
 
 
+def _layout(target, spec, options):
+    from .layout import layout_passes
+
+    return layout_passes(spec.family, options)
+
+
 def _dispatch(target, spec, options):
     from tvm import relax
 
@@ -81,6 +87,7 @@ def _finalize(target, spec, options):
 
 CLEANUP = Phase("cleanup", _cleanup)
 SIMPLIFY = Phase("simplify", _simplify, OptLevel.O1)
+LAYOUT = Phase("layout", _layout)
 DISPATCH = Phase("dispatch", _dispatch)
 LEGALIZE = Phase("legalize", _legalize)
 FUSE = Phase("fuse", _fuse, OptLevel.O1)
@@ -89,7 +96,7 @@ ADRENO_TEXTURE = Phase("adreno-texture", _adreno_texture)
 LOWER = Phase("lower", _lower)
 FINALIZE = Phase("finalize", _finalize)
 
-_CPU = (CLEANUP, SIMPLIFY, DISPATCH, LEGALIZE, FUSE, SCHEDULE, LOWER, FINALIZE)
+_CPU = (CLEANUP, SIMPLIFY, LAYOUT, DISPATCH, LEGALIZE, FUSE, SCHEDULE, LOWER, FINALIZE)
 # GPUs always need the schedule phase: an unscheduled kernel has no thread binding.
 _GPU = (CLEANUP, SIMPLIFY, DISPATCH, LEGALIZE, FUSE, SCHEDULE, LOWER, FINALIZE)
 _ADRENO = (CLEANUP, SIMPLIFY, DISPATCH, ADRENO_TEXTURE, LOWER, FINALIZE)

@@ -1,0 +1,54 @@
+"""Helpers shared by the CPU rules: vector shape from the target, loop and block queries."""
+
+from __future__ import annotations
+
+#: Parallelize an injective kernel only above this many elements (thread start-up costs more).
+MIN_PARALLEL_ELEMENTS = 16384
+
+
+def vector_lanes(target, bits: int = 32) -> int:
+    """Elements of ``bits`` per SIMD register: 8 floats for AVX2, 16 for AVX-512, 4 for NEON."""
+    from tvm.target.codegen import llvm_get_vector_width
+
+    width = llvm_get_vector_width(target)
+    return max(width if width > 0 else 128, 64) // bits
+
+
+def register_vectors(target) -> int:
+    """Vector registers one output row may hold as accumulators (about 16 or 32 in all)."""
+    return 2 if vector_lanes(target) >= 8 else 4
+
+
+def extent(sch, loop) -> int | None:
+    """A loop's constant extent, or None when it is symbolic."""
+    from tvm import tirx
+
+    ext = sch.get(loop).extent
+    return int(ext.value) if isinstance(ext, tirx.IntImm) else None
+
+
+def is_reduction(sch, block) -> bool:
+    """True when the block has a reduction iterator."""
+    return any(iv.iter_type == 2 for iv in sch.get(block).iter_vars)  # 2: CommReduce
+
+
+def root_blocks(sch) -> list:
+    """The blocks directly under the function's root block."""
+    return list(sch.get_child_blocks(sch.get_sblock("root")))
+
+
+def is_identity_copy(sch, block) -> bool:
+    """True for a block that stores ``B[i] = A[i]`` (e.g. a pad with zero padding)."""
+    import tvm_ffi
+    from tvm import tirx
+
+    body = sch.get(block).body
+    # tirx.BufferLoad is a factory function in TVM 0.27, so test the class by name.
+    if not isinstance(body, tirx.BufferStore) or type(body.value).__name__ != "BufferLoad":
+        return False
+    return tvm_ffi.structural_equal(list(body.indices), list(body.value.indices))
+
+
+def largest_divisor(n: int, candidates) -> int:
+    """The first of ``candidates`` that divides ``n`` (1 when none does)."""
+    return next((c for c in candidates if c <= n and n % c == 0), 1)
