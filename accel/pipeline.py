@@ -20,13 +20,19 @@ class Phase:
 def _cleanup(target, spec, options):
     from tvm import relax
 
-    return [relax.transform.DecomposeOpsForInference(), relax.transform.Normalize()]
+    from .passes import LiftScalarMinMax
+
+    return [relax.transform.DecomposeOpsForInference(), LiftScalarMinMax(),
+            relax.transform.Normalize()]
 
 
 def _simplify(target, spec, options):
     from tvm import relax
 
-    return [relax.transform.FoldConstant(), relax.transform.EliminateCommonSubexpr(),
+    from .passes import FoldBatchNormIntoConv
+
+    return [relax.transform.FoldConstant(), FoldBatchNormIntoConv(),
+            relax.transform.EliminateCommonSubexpr(),
             relax.transform.DeadCodeElimination(), relax.transform.CanonicalizeBindings()]
 
 

@@ -43,8 +43,7 @@ def is_identity_copy(sch, block) -> bool:
     from tvm import tirx
 
     body = sch.get(block).body
-    # tirx.BufferLoad is a factory function in TVM 0.27, so test the class by name.
-    if not isinstance(body, tirx.BufferStore) or type(body.value).__name__ != "BufferLoad":
+    if not isinstance(body, tirx.BufferStore) or not is_load(body.value):
         return False
     return tvm_ffi.structural_equal(list(body.indices), list(body.value.indices))
 
@@ -52,3 +51,15 @@ def is_identity_copy(sch, block) -> bool:
 def largest_divisor(n: int, candidates) -> int:
     """The first of ``candidates`` that divides ``n`` (1 when none does)."""
     return next((c for c in candidates if c <= n and n % c == 0), 1)
+
+
+def is_load(expr) -> bool:
+    """True for a buffer load (TVM 0.27 calls its class TensorLoad; tirx.BufferLoad is a
+    factory function, so the class is tested by name)."""
+    return type(expr).__name__ in ("BufferLoad", "TensorLoad")
+
+
+def loaded_buffer(load):
+    """The buffer a load reads (``source`` in TVM 0.27, ``buffer`` before)."""
+    source = getattr(load, "source", None)
+    return load.buffer if source is None else source

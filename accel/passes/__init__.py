@@ -1,0 +1,6 @@
+"""accel's own Relax passes, one per file (the file is the snake_case of the pass name)."""
+
+from .fold_batch_norm_into_conv import FoldBatchNormIntoConv
+from .lift_scalar_min_max import LiftScalarMinMax
+
+__all__ = ["FoldBatchNormIntoConv", "LiftScalarMinMax"]
