@@ -59,7 +59,8 @@ def is_load(expr) -> bool:
     return type(expr).__name__ in ("BufferLoad", "TensorLoad")
 
 
-def loaded_buffer(load):
-    """The buffer a load reads (``source`` in TVM 0.27, ``buffer`` before)."""
-    source = getattr(load, "source", None)
-    return load.buffer if source is None else source
+def buffer_of(node):
+    """The buffer a load or a buffer region refers to (``source`` in TVM 0.27, ``buffer``
+    before)."""
+    source = getattr(node, "source", None)
+    return node.buffer if source is None else source

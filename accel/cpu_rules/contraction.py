@@ -6,6 +6,7 @@ from __future__ import annotations
 from tvm.s_tir.dlight.cpu.base import CPUScheduleRule
 
 from .common import (
+    buffer_of,
     extent,
     is_identity_copy,
     is_reduction,
@@ -57,7 +58,7 @@ def _schedule(sch, target) -> bool:
     _vectorize_last(sch, epilogue)
     init = sch.decompose_reduction(main, first_reduction)
     _vectorize_last(sch, init)
-    _prepare_producers(sch, blocks[:position], lanes)
+    _prepare_producers(sch, main, blocks[:position], lanes)
     return True
 
 
@@ -124,10 +125,25 @@ def _vectorize_last(sch, block) -> None:
         sch.vectorize(loops[-1])
 
 
-def _prepare_producers(sch, producers, lanes: int) -> None:
-    """Inline plain copies (pads of zero width); vectorize and parallelize the rest in place."""
+def _prepare_producers(sch, main, producers, lanes: int) -> None:
+    """Inline plain copies (pads of zero width) and inputs read along the vector axis (the pad
+    of a depthwise conv: a separate pass over it costs as much as the conv); vectorize and
+    parallelize the rest in place (a dense conv's pad is read as broadcast scalars, and its
+    bounds check would sit in the inner loop)."""
     for block in producers:
-        if is_identity_copy(sch, block):
+        if is_identity_copy(sch, block) or _read_along_vector_axis(sch, main, block):
             sch.compute_inline(block)
         else:
             schedule_spatial_block(sch, block, lanes)
+
+
+def _read_along_vector_axis(sch, main, producer) -> bool:
+    """True when ``main`` indexes the producer's last axis with its own last spatial iterator."""
+    from tvm.tirx.analysis import undefined_vars
+
+    stmt, written = sch.get(main), buffer_of(sch.get(producer).writes[0])
+    spatial = [iv.var for iv in stmt.iter_vars if iv.iter_type == 0]
+    for region in stmt.reads:
+        if buffer_of(region).same_as(written):
+            return any(v.same_as(spatial[-1]) for v in undefined_vars(region.region[-1].min))
+    return False

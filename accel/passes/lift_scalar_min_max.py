@@ -16,7 +16,7 @@ def scalar_min_max_op(func):
     for a 0-d ``c``; else None."""
     from tvm import s_tir, tirx
 
-    from ..cpu_rules.common import is_load, loaded_buffer, root_blocks
+    from ..cpu_rules.common import buffer_of, is_load, root_blocks
 
     if not isinstance(func, tirx.PrimFunc) or len(func.params) != 3:
         return None
@@ -30,7 +30,7 @@ def scalar_min_max_op(func):
     if op is None or not is_load(value.a) or not is_load(value.b):
         return None
     x, c = func.params[0], func.params[1]
-    if loaded_buffer(value.a).same_as(x) and loaded_buffer(value.b).same_as(c) and \
+    if buffer_of(value.a).same_as(x) and buffer_of(value.b).same_as(c) and \
             len(c.shape) == 0:
         return op
     return None
