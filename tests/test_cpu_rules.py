@@ -11,7 +11,9 @@ from tvm import te, topi
 from accel.cpu_rules import Contraction, Injective
 
 AVX2 = {"kind": "llvm", "mcpu": "haswell"}
+AVX512 = {"kind": "llvm", "mcpu": "skylake-avx512"}
 NEON = {"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mattr": ["+neon"]}
+ARMV7 = {"kind": "llvm", "mtriple": "armv7a-linux-gnueabihf", "mattr": ["+neon", "+vfp4"]}
 
 
 def _dense_bias_relu(m=64, k=32, n=48):
@@ -44,7 +46,8 @@ def _scheduled(rule, func, target):
 
 
 @pytest.mark.passes
-@pytest.mark.parametrize("target,tile", [(AVX2, 16), (NEON, 16)])
+# Output-channel tile: 2 registers on AVX2 / AVX-512 / armv7 (16 registers), 4 on AArch64 (32).
+@pytest.mark.parametrize("target,tile", [(AVX2, 16), (AVX512, 32), (NEON, 16), (ARMV7, 8)])
 def test_contraction_tiles_vectorizes_and_parallelizes_a_dense_layer(target, tile):
     text = _scheduled(Contraction(), _dense_bias_relu(), target).script()
     assert "T.parallel" in text
@@ -85,7 +88,6 @@ def test_contraction_schedules_compute_what_the_plain_loops_compute(build):
 
 @pytest.mark.e2e
 def test_contraction_compiles_for_aarch64_and_armv7():
-    for target in (NEON, {"kind": "llvm", "mtriple": "armv7a-linux-gnueabihf",
-                          "mattr": ["+neon"]}):
+    for target in (NEON, ARMV7):
         func = _scheduled(Contraction(), _dense_bias_relu(), target)
         assert tvm.compile(func, tvm.target.Target(target)) is not None

@@ -7,16 +7,26 @@ MIN_PARALLEL_ELEMENTS = 16384
 
 
 def vector_lanes(target, bits: int = 32) -> int:
-    """Elements of ``bits`` per SIMD register: 8 floats for AVX2, 16 for AVX-512, 4 for NEON."""
-    from tvm.target.codegen import llvm_get_vector_width
+    """Elements of ``bits`` per SIMD register: 16 floats for AVX-512, 8 for AVX2, 4 for NEON
+    and SSE. (TVM 0.27's ``llvm_get_vector_width`` answers 512 for every x86 CPU, Haswell
+    included, so the width is read from the target's features instead.)"""
+    from tvm.target.codegen import target_has_features
 
-    width = llvm_get_vector_width(target)
-    return max(width if width > 0 else 128, 64) // bits
+    width = 128
+    if target_has_features("avx512f", target):
+        width = 512
+    elif target_has_features("avx", target):
+        width = 256
+    return width // bits
 
 
 def register_vectors(target) -> int:
-    """Vector registers one output row may hold as accumulators (about 16 or 32 in all)."""
-    return 2 if vector_lanes(target) >= 8 else 4
+    """Vectors of output channels per accumulator row: the tile is up to 7 rows of these, so
+    it must fit the register file (16 on AVX2, armv7 NEON and SSE; 32 on AArch64 NEON, where
+    the vectors are half as wide, so the tile takes twice as many)."""
+    triple = str(target.attrs.get("mtriple", ""))
+    wide_file = triple.startswith(("aarch64", "arm64"))
+    return 4 if vector_lanes(target) < 8 and wide_file else 2
 
 
 def extent(sch, loop) -> int | None:

@@ -100,7 +100,8 @@ def _tile(sch, main, split, lanes: int, vectors: int):
     loops = sch.get_loops(main)
     spatial, reduce = list(loops[:n_s]), list(loops[n_s:])
     c_ext = extent(sch, spatial[-1])
-    c_tile = largest_divisor(c_ext, (lanes * vectors, lanes, *range(lanes - 1, 0, -1)))
+    halves = [lanes >> i for i in range(lanes.bit_length()) if lanes >> i >= 4]
+    c_tile = largest_divisor(c_ext, (lanes * vectors, *halves, *range(lanes - 1, 0, -1)))
     c_outer, c_inner = sch.split(spatial[-1], factors=[None, c_tile])
     rows = spatial[-2:-1]
     if rows:
