@@ -16,7 +16,7 @@ NEON = {"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mattr": ["+neon"]}
 ARMV7 = {"kind": "llvm", "mtriple": "armv7a-linux-gnueabihf", "mattr": ["+neon", "+vfp4"]}
 
 
-def _dense_bias_relu(m=64, k=32, n=48):
+def _dense_bias_relu(m=64, k=32, n=64):
     a = te.placeholder((m, k), name="a")
     w = te.placeholder((k, n), name="w")
     b = te.placeholder((n,), name="b")
