@@ -91,3 +91,21 @@ def test_contraction_compiles_for_aarch64_and_armv7():
     for target in (NEON, ARMV7):
         func = _scheduled(Contraction(), _dense_bias_relu(), target)
         assert tvm.compile(func, tvm.target.Target(target)) is not None
+
+
+def _sum_last_axis():
+    x = te.placeholder((8, 32), name="x")
+    return te.create_prim_func([x, topi.sum(x, axis=1)])
+
+
+def _symbolic_matmul():
+    n = te.var("n")
+    a = te.placeholder((n, 16), name="a")
+    w = te.placeholder((16, 16), name="w")
+    return te.create_prim_func([a, w, topi.matmul(a, w)])
+
+
+@pytest.mark.passes
+@pytest.mark.parametrize("build", [_sum_last_axis, _symbolic_matmul])
+def test_contraction_declines_gathers_and_symbolic_shapes(build):
+    assert Contraction().apply(build(), tvm.target.Target(AVX2), False) is None

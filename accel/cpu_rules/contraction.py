@@ -78,7 +78,18 @@ def _split_iters(sch, block):
     spatial = [iv.var for iv in stmt.iter_vars[:n_s]]
     if len(indices) != n_s or not tvm_ffi.structural_equal(indices, spatial):
         return None
+    if any(extent(sch, loop) is None for loop in sch.get_loops(block)):
+        return None  # symbolic shapes: the tile sizes below need constant extents
+    if not any(_last_index_uses(region, spatial[-1]) for region in stmt.reads):
+        return None  # e.g. a sum over the last axis: vectors along it would be gathers
     return n_s, len(kinds) - n_s
+
+
+def _last_index_uses(region, var) -> bool:
+    from tvm.tirx.analysis import undefined_vars
+
+    return bool(region.region) and \
+        any(v.same_as(var) for v in undefined_vars(region.region[-1].min))
 
 
 def _single_epilogue(sch, main, consumers):
@@ -140,11 +151,7 @@ def _prepare_producers(sch, main, producers, lanes: int) -> None:
 
 def _read_along_vector_axis(sch, main, producer) -> bool:
     """True when ``main`` indexes the producer's last axis with its own last spatial iterator."""
-    from tvm.tirx.analysis import undefined_vars
-
     stmt, written = sch.get(main), buffer_of(sch.get(producer).writes[0])
     spatial = [iv.var for iv in stmt.iter_vars if iv.iter_type == 0]
-    for region in stmt.reads:
-        if buffer_of(region).same_as(written):
-            return any(v.same_as(spatial[-1]) for v in undefined_vars(region.region[-1].min))
-    return False
+    return any(_last_index_uses(region, spatial[-1]) for region in stmt.reads
+               if buffer_of(region).same_as(written))
