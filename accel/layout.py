@@ -21,8 +21,10 @@ def layout_passes(family: str, options: CompileOptions) -> list:
     """ConvertLayout, then fold the weight transposes it inserts into the constants."""
     from tvm import relax
 
+    from .passes import FoldSimpleConstants
+
     layout = resolved_layout(family, options)
     if layout is Layout.NATIVE:
         return []
     return [relax.transform.ConvertLayout(_CONVERT[layout]), relax.transform.Normalize(),
-            relax.transform.FoldConstant()]
+            FoldSimpleConstants(), relax.transform.FoldConstant()]

@@ -29,9 +29,9 @@ def _cleanup(target, spec, options):
 def _simplify(target, spec, options):
     from tvm import relax
 
-    from .passes import FoldBatchNormIntoConv
+    from .passes import FoldBatchNormIntoConv, FoldSimpleConstants
 
-    return [relax.transform.FoldConstant(), FoldBatchNormIntoConv(),
+    return [FoldSimpleConstants(), relax.transform.FoldConstant(), FoldBatchNormIntoConv(),
             relax.transform.EliminateCommonSubexpr(),
             relax.transform.DeadCodeElimination(), relax.transform.CanonicalizeBindings()]
 

@@ -8,7 +8,7 @@ import tvm
 from tvm import relax, topi
 from tvm.script import relax as R
 
-from accel.passes import FoldBatchNormIntoConv, LiftScalarMinMax
+from accel.passes import FoldBatchNormIntoConv, FoldSimpleConstants, LiftScalarMinMax
 
 pytestmark = pytest.mark.passes
 
@@ -100,3 +100,33 @@ def test_fold_batch_norm_into_conv_ignores_constants_that_vary_over_space():
     before = _conv_then([(relax.op.add, RNG.standard_normal((1, 4, 6, 6)).astype(np.float32))],
                         weight=weight)
     tvm.ir.assert_structural_equal(FoldBatchNormIntoConv()(before), before)
+
+
+def test_fold_simple_constants_evaluates_batch_norm_and_layout_arithmetic():
+    var = RNG.random(4).astype(np.float32)
+    weight = RNG.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", R.Tensor((1, 4), "float32"))
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            std = bb.emit(relax.op.sqrt(relax.op.add(relax.const(var),
+                                                     relax.const(np.float32(1e-5)))))
+            col = bb.emit(relax.op.expand_dims(std, axis=[0]))
+            hwio = bb.emit(relax.op.permute_dims(relax.const(weight), axes=[2, 3, 1, 0]))
+            out = bb.emit_output(relax.Tuple([relax.op.divide(x, col), hwio]))
+        bb.emit_func_output(out)
+    after = FoldSimpleConstants()(bb.get())
+
+    folded_col = np.expand_dims(np.sqrt(var + np.float32(1e-5)), 0)
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", R.Tensor((1, 4), "float32"))
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            bb.emit(relax.const(var + np.float32(1e-5)))  # the builder binds the inner add
+            bb.emit(relax.const(np.sqrt(var + np.float32(1e-5))))
+            bb.emit(relax.const(folded_col))
+            hwio = bb.emit(relax.const(np.ascontiguousarray(weight.transpose(2, 3, 1, 0))))
+            out = bb.emit_output(relax.Tuple([relax.op.divide(x, relax.const(folded_col)),
+                                              hwio]))
+        bb.emit_func_output(out)
+    tvm.ir.assert_structural_equal(after, bb.get())
