@@ -109,3 +109,20 @@ def _symbolic_matmul():
 @pytest.mark.parametrize("build", [_sum_last_axis, _symbolic_matmul])
 def test_contraction_declines_gathers_and_symbolic_shapes(build):
     assert Contraction().apply(build(), tvm.target.Target(AVX2), False) is None
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("rows,channels,isa,expected", [
+    (56, 64, "avx2", (16, 4)),      # 4 x 2 accumulators + 2 weights + 1 broadcast of 16
+    (7, 512, "avx2", (16, 7)),      # no fitting row count divides 7: weights from memory
+    (56, 64, "avx512", (32, 14)),   # 32 registers
+    (14, 256, "neon64", (8, 14)),   # AArch64 FMAs read registers only: 4 x 7 would spill
+    (1, 1000, "avx512", (8, 1)),    # 1000 = 8 x 125: half vectors
+])
+def test_register_tile_fits_the_register_file(rows, channels, isa, expected):
+    from accel.cpu_rules.tiles import pick_tile
+
+    lanes, registers, vectors, memory = {"avx2": (8, 16, 2, True), "avx512": (16, 32, 2, True),
+                                         "neon64": (4, 32, 4, False)}[isa]
+    assert pick_tile(channels, rows, lanes=lanes, registers=registers, vectors=vectors,
+                     memory_operand=memory) == expected

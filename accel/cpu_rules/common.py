@@ -20,15 +20,6 @@ def vector_lanes(target, bits: int = 32) -> int:
     return width // bits
 
 
-def register_vectors(target) -> int:
-    """Vectors of output channels per accumulator row: the tile is up to 7 rows of these, so
-    it must fit the register file (16 on AVX2, armv7 NEON and SSE; 32 on AArch64 NEON, where
-    the vectors are half as wide, so the tile takes twice as many)."""
-    triple = str(target.attrs.get("mtriple", ""))
-    wide_file = triple.startswith(("aarch64", "arm64"))
-    return 4 if vector_lanes(target) < 8 and wide_file else 2
-
-
 def extent(sch, loop) -> int | None:
     """A loop's constant extent, or None when it is symbolic."""
     from tvm import tirx

@@ -10,15 +10,11 @@ from .common import (
     extent,
     is_identity_copy,
     is_reduction,
-    largest_divisor,
-    register_vectors,
     root_blocks,
     vector_lanes,
 )
 from .injective import schedule_spatial_block
-
-#: Output rows per register tile, best first: 7 divides every ResNet/MobileNet width.
-ROW_TILES = (7, 6, 8, 4, 5, 3, 2)
+from .tiles import fma_reads_memory, max_vectors, pick_tile, vector_registers
 
 
 class Contraction(CPUScheduleRule):
@@ -53,7 +49,7 @@ def _schedule(sch, target) -> bool:
     if epilogue is None:
         return False
     lanes = vector_lanes(target)
-    w_outer, first_reduction = _tile(sch, main, split, lanes, register_vectors(target))
+    w_outer, first_reduction = _tile(sch, main, split, lanes, target)
     sch.reverse_compute_at(epilogue, w_outer, preserve_unit_loops=True)
     _vectorize_last(sch, epilogue)
     init = sch.decompose_reduction(main, first_reduction)
@@ -104,19 +100,19 @@ def _single_epilogue(sch, main, consumers):
     return consumers[-1]
 
 
-def _tile(sch, main, split, lanes: int, vectors: int):
+def _tile(sch, main, split, lanes: int, target):
     """Tile [.., rows, channels] into [channels/C, .., rows/R, reductions.., R, C]; return the
     rows/R loop (where the epilogue goes) and the first reduction loop."""
     n_s, _ = split
     loops = sch.get_loops(main)
     spatial, reduce = list(loops[:n_s]), list(loops[n_s:])
-    c_ext = extent(sch, spatial[-1])
-    halves = [lanes >> i for i in range(lanes.bit_length()) if lanes >> i >= 4]
-    c_tile = largest_divisor(c_ext, (lanes * vectors, *halves, *range(lanes - 1, 0, -1)))
-    c_outer, c_inner = sch.split(spatial[-1], factors=[None, c_tile])
     rows = spatial[-2:-1]
+    c_tile, r_tile = pick_tile(extent(sch, spatial[-1]), extent(sch, rows[0]) if rows else 1,
+                               lanes=lanes, registers=vector_registers(target),
+                               vectors=max_vectors(target),
+                               memory_operand=fma_reads_memory(target))
+    c_outer, c_inner = sch.split(spatial[-1], factors=[None, c_tile])
     if rows:
-        r_tile = largest_divisor(extent(sch, rows[0]), ROW_TILES)
         w_outer, w_inner = sch.split(rows[0], factors=[None, r_tile])
         head, tail = [c_outer, *spatial[:-2], w_outer], [w_inner, c_inner]
     else:
