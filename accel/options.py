@@ -28,6 +28,24 @@ class OptLevel(enum.Enum):
         raise UsageError(f"unknown optimization level '{value}'", hint="valid: O0, O1, O2, O3")
 
 
+class Layout(enum.Enum):
+    """Activation layout for convolutions; ``native`` keeps the model's (NCHW for ONNX)."""
+
+    NATIVE = "native"
+    NHWC = "NHWC"
+
+    @classmethod
+    def parse(cls, value: str | Layout | None) -> Layout | None:
+        """Accept a layout name in any case, a Layout, or None (the family's default)."""
+        if value is None or isinstance(value, Layout):
+            return value
+        for layout in cls:
+            if str(value).lower() == layout.value.lower():
+                return layout
+        raise UsageError(f"unknown layout '{value}'",
+                         hint="valid: " + ", ".join(layout.value for layout in cls))
+
+
 @dataclasses.dataclass(frozen=True)
 class CompileOptions:
     """Everything that changes what a compile produces (and so keys the compile cache)."""
@@ -37,12 +55,18 @@ class CompileOptions:
     input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
     #: Pass names to skip (see ``accel.pipeline.PASS_NAMES``).
     disabled_passes: tuple[str, ...] = ()
+<<<<<<< HEAD
     #: A folder of tuning records to apply besides the shipped ones (default
     #: $ACCEL_TUNING_LOGS). A location, not content: the cache key holds the records' digest.
     tuning_logs: str | None = None
+=======
+    #: Convolution layout; None means the target family's default (``accel.layout``).
+    desired_layout: Layout | None = None
+>>>>>>> sched
 
     def __post_init__(self):
         object.__setattr__(self, "opt_level", OptLevel.parse(self.opt_level))
+        object.__setattr__(self, "desired_layout", Layout.parse(self.desired_layout))
         shapes = dict(self.input_shapes) if not isinstance(self.input_shapes, dict) \
             else self.input_shapes
         object.__setattr__(self, "input_shapes",
@@ -53,5 +77,6 @@ class CompileOptions:
         """A JSON-able dict, stored in the artifact manifest."""
         return {"opt_level": self.opt_level.name,
                 "input_shapes": {n: list(s) for n, s in self.input_shapes},
-                "disabled_passes": list(self.disabled_passes)}
+                "disabled_passes": list(self.disabled_passes),
+                "desired_layout": self.desired_layout and self.desired_layout.value}
 

@@ -20,20 +20,40 @@ class Phase:
 def _cleanup(target, spec, options):
     from tvm import relax
 
-    return [relax.transform.DecomposeOpsForInference(), relax.transform.Normalize()]
+    from .passes import LiftScalarMinMax
+
+    return [relax.transform.DecomposeOpsForInference(), LiftScalarMinMax(),
+            relax.transform.Normalize()]
 
 
 def _simplify(target, spec, options):
     from tvm import relax
 
-    return [relax.transform.FoldConstant(), relax.transform.EliminateCommonSubexpr(),
+    from .passes import FoldBatchNormIntoConv, FoldSimpleConstants
+
+    return [FoldSimpleConstants(), relax.transform.FoldConstant(), FoldBatchNormIntoConv(),
+            relax.transform.EliminateCommonSubexpr(),
             relax.transform.DeadCodeElimination(), relax.transform.CanonicalizeBindings()]
+
+
+def _layout(target, spec, options):
+    from .layout import layout_passes
+
+    return layout_passes(spec.family, options)
 
 
 def _dispatch(target, spec, options):
     from tvm import relax
 
     return [relax.backend.DispatchSampling(), relax.backend.DispatchSortScan()]
+
+
+def _fast_math(target, spec, options):
+    from tvm import relax
+
+    # exp, erf, tanh and softmax as polynomials that vectorize (LLVM scalarizes libm's expf);
+    # relative error about 1e-7 in float32.
+    return [relax.transform.FastMathTransform()]
 
 
 def _legalize(target, spec, options):
@@ -89,7 +109,9 @@ def _finalize(target, spec, options):
 
 CLEANUP = Phase("cleanup", _cleanup)
 SIMPLIFY = Phase("simplify", _simplify, OptLevel.O1)
+LAYOUT = Phase("layout", _layout)
 DISPATCH = Phase("dispatch", _dispatch)
+FAST_MATH = Phase("fast-math", _fast_math, OptLevel.O2)
 LEGALIZE = Phase("legalize", _legalize)
 FUSE = Phase("fuse", _fuse, OptLevel.O1)
 APPLY_TUNING = Phase("apply-tuning", _apply_tuning, OptLevel.O1)
@@ -98,7 +120,8 @@ ADRENO_TEXTURE = Phase("adreno-texture", _adreno_texture)
 LOWER = Phase("lower", _lower)
 FINALIZE = Phase("finalize", _finalize)
 
-_CPU = (CLEANUP, SIMPLIFY, DISPATCH, LEGALIZE, FUSE, APPLY_TUNING, SCHEDULE, LOWER, FINALIZE)
+_CPU = (CLEANUP, SIMPLIFY, LAYOUT, DISPATCH, FAST_MATH, LEGALIZE, FUSE, APPLY_TUNING, SCHEDULE,
+        LOWER, FINALIZE)
 # GPUs always need the schedule phase: an unscheduled kernel has no thread binding.
 _GPU = (CLEANUP, SIMPLIFY, DISPATCH, LEGALIZE, FUSE, APPLY_TUNING, SCHEDULE, LOWER, FINALIZE)
 _ADRENO = (CLEANUP, SIMPLIFY, DISPATCH, ADRENO_TEXTURE, LOWER, FINALIZE)

@@ -26,14 +26,22 @@ def load_schedule(name: str) -> dict:
     return data
 
 
-def dlight_rules(name: str) -> list:
-    """Instantiate the DLight rules named in the schedule file, in order."""
+def _rule_modules() -> dict:
+    """Where rule names point: ``accel.X`` is one of accel's own CPU rules, else DLight's."""
     from tvm.s_tir import dlight
 
+    from . import cpu_rules
+
+    return {"accel": cpu_rules, **{m: getattr(dlight, m) for m in ("cpu", "gpu", "adreno")}}
+
+
+def dlight_rules(name: str) -> list:
+    """Instantiate the rules named in the schedule file, in order."""
+    modules = _rule_modules()
     rules = []
     for rule in load_schedule(name).get("dlight", []):
         module_name, _, cls_name = rule.partition(".")
-        cls = getattr(getattr(dlight, module_name, None), cls_name, None)
+        cls = getattr(modules.get(module_name), cls_name, None)
         if cls is None:
             raise TargetError(f"schedules/{name}.toml: unknown DLight rule '{rule}'")
         rules.append(cls())

@@ -14,6 +14,8 @@ def add_arguments(parser) -> None:
                         help="static shape for an input with dynamic dims (repeatable)")
     parser.add_argument("--disable-pass", action="append", default=[], metavar="NAME",
                         help="skip a pass by name (repeatable)")
+    parser.add_argument("--desired-layout", metavar="LAYOUT", default=None,
+                        help="convolution layout: native or NHWC (default: per target family)")
     parser.add_argument("--dump-ir", metavar="DIR", help="write the IR after every pass")
     parser.add_argument("--targets-dir", help="extra folder of target TOML files")
     parser.add_argument("--cache", default=None, metavar="POLICY",
@@ -30,7 +32,8 @@ def run(args) -> int:
 
     options = CompileOptions(opt_level=args.opt,
                              input_shapes=dict(map(parse_shape_option, args.input_shape)),
-                             disabled_passes=tuple(args.disable_pass))
+                             disabled_passes=tuple(args.disable_pass),
+                             desired_layout=args.desired_layout)
     spec = get_target(args.target, targets_dir=args.targets_dir)
     artifact = compile_model(args.model, spec, options=options, output=args.output,
                              dump_ir=args.dump_ir, cache=args.cache)

@@ -1,1 +1,7 @@
-"""accel's own Relax passes, one per file, named after the pass."""
+"""accel's own Relax passes, one per file (the file is the snake_case of the pass name)."""
+
+from .fold_batch_norm_into_conv import FoldBatchNormIntoConv
+from .fold_simple_constants import FoldSimpleConstants
+from .lift_scalar_min_max import LiftScalarMinMax
+
+__all__ = ["FoldBatchNormIntoConv", "FoldSimpleConstants", "LiftScalarMinMax"]
