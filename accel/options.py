@@ -55,14 +55,11 @@ class CompileOptions:
     input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
     #: Pass names to skip (see ``accel.pipeline.PASS_NAMES``).
     disabled_passes: tuple[str, ...] = ()
-<<<<<<< HEAD
     #: A folder of tuning records to apply besides the shipped ones (default
     #: $ACCEL_TUNING_LOGS). A location, not content: the cache key holds the records' digest.
     tuning_logs: str | None = None
-=======
     #: Convolution layout; None means the target family's default (``accel.layout``).
     desired_layout: Layout | None = None
->>>>>>> sched
 
     def __post_init__(self):
         object.__setattr__(self, "opt_level", OptLevel.parse(self.opt_level))
