@@ -185,7 +185,6 @@ def test_a_farm_losing_a_device_mid_run_finishes_on_the_other_and_resumes(dense_
     _kill_group(victim)  # a device dropping off the farm mid-run
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out
-    print(out)
     assert f"devices lost during the run: 127.0.0.1:{port}" in out
     kept = _lines(records)
     assert len(kept) >= 6

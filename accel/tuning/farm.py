@@ -37,7 +37,8 @@ def devices(rpc: RPCOptions) -> list[str]:
 
 
 def reachable(device: str, timeout_s: float = 2.0) -> bool:
-    """Whether a server's port still answers (a device that died or dropped off does not)."""
+    """Whether something listens at ``host:port`` (for the tracker: never probe a device
+    server this way, which would take the connection for a session)."""
     import socket
 
     host, _, port = device.rpartition(":")

@@ -181,10 +181,24 @@ class _Session:
 
     def run(self) -> TuneReport:
         """Tune round after round until a budget is spent or every task is finished."""
+        if "baseline" not in self.state:
+            self._measure_baseline()
         while (why := self._why_stop()) is None:
             self._round()
         self.progress(f"stopped: {why}")
         return self._finish(why)
+
+    def _measure_baseline(self) -> None:
+        from .baseline import measure_defaults
+
+        count = measure_defaults(self.contexts, family=self.spec.schedule, target=self.target,
+                                 db=self.db, builder=self.builder, runner=self.runner)
+        self.state["baseline"] = count
+        self.work.write_state(self.state)
+        estimate = self._estimate(database.read(self.work.path))
+        shown = f"{estimate:.3f} ms" if estimate is not None else "n/a"
+        self.progress(f"default schedules measured for {count}/{len(self.tasks)} kernels "
+                      f"(est. {shown}): tuning only ever improves on them")
 
     def _elapsed(self) -> float:
         return self.base_elapsed + (time.perf_counter() - self.started)
@@ -217,7 +231,7 @@ class _Session:
 
     def _live_devices(self) -> list[str]:
         try:
-            live = [d for d in farm.devices(self.options.rpc) if farm.reachable(d)]
+            live = farm.devices(self.options.rpc)  # a server that dies drops off the tracker
         except farm.FarmError:
             live = []
         self.lost = sorted(set(self.lost) | (set(self.devices) - set(live)))
