@@ -150,7 +150,7 @@ def _copy_module(mod):
 def _build_with(model: Model, spec: TargetSpec, options: CompileOptions, dump_ir):
     import tvm
 
-    from .pipeline import build_passes
+    from .pipeline import build_passes, tir_pipeline
 
     target = spec.tvm_target()
     with target:  # some phases (Adreno's) read the current target while being built
@@ -164,7 +164,8 @@ def _build_with(model: Model, spec: TargetSpec, options: CompileOptions, dump_ir
         kernels_before = _count_kernels_after_legalize(model.mod, target)
         started = time.perf_counter()
         try:
-            executable = tvm.compile(model.mod, target, relax_pipeline=relax_pipeline)
+            executable = tvm.compile(model.mod, target, relax_pipeline=relax_pipeline,
+                                     tir_pipeline=tir_pipeline(spec))
         except AccelError:
             raise
         except Exception as exc:
