@@ -16,6 +16,9 @@ def add_arguments(parser) -> None:
                         help="skip a pass by name (repeatable)")
     parser.add_argument("--dump-ir", metavar="DIR", help="write the IR after every pass")
     parser.add_argument("--targets-dir", help="extra folder of target TOML files")
+    parser.add_argument("--toolchain", metavar="CXX",
+                        help="link a .so with this compiler (e.g. the NDK's clang++) instead "
+                             "of the target's object archive")
     parser.add_argument("--cache", default=None, metavar="POLICY",
                         help="compile cache: on, off, readonly, redo (default $ACCEL_CACHE or on)")
     parser.add_argument("-v", "--verbose", action="store_true", help="print the compile report")
@@ -32,6 +35,10 @@ def run(args) -> int:
                              input_shapes=dict(map(parse_shape_option, args.input_shape)),
                              disabled_passes=tuple(args.disable_pass))
     spec = get_target(args.target, targets_dir=args.targets_dir)
+    if args.toolchain:
+        from ..ndk import with_toolchain
+
+        spec = with_toolchain(spec, args.toolchain)
     artifact = compile_model(args.model, spec, options=options, output=args.output,
                              dump_ir=args.dump_ir, cache=args.cache)
     if spec.is_micro:
