@@ -75,9 +75,9 @@ def test_adreno_texture_kernels_build_and_run_on_pocl_image_arrays(cl_context, t
     assert ours[0].shape == theirs[0].shape and np.isfinite(ours[0]).all()
 
 
-@pytest.mark.xfail(strict=True, reason="TVM 0.27 texture codegen: te_layout_transform writes "
-                   "one broadcast scalar per texel (float4 v_ = x_local_ptr[i]), so the "
-                   "texture path computes wrong values on any OpenCL device")
+@pytest.mark.xfail(strict=True, reason="TVM 0.27 Adreno codegen: VectorizeLoop scalarizes every "
+                   "texture store loop, so each texel is written with one broadcast scalar "
+                   "(float4 v_ = scalar; write_imagef), in layout transforms and convs alike")
 def test_adreno_texture_path_matches_onnxruntime(cl_context, tmp_path):
     _, ours, theirs = _run_on_opencl(cl_context, models.texture_conv(), "adreno-740", tmp_path)
     np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-4, atol=1e-5)
