@@ -86,9 +86,15 @@ def _compile_new(model, spec, options, key, store, policy, output, *, example_in
     started = time.perf_counter()
     model = load_model(model, example_inputs=example_inputs, options=options)
     import_s = time.perf_counter() - started
+    # TVM's build leaves state on the module's functions: the OpenCL plan needs a clean copy.
+    pristine = _copy_module(model.mod) if spec.device == "opencl" else None
     executable, report, spec = build(model, spec, options, dump_ir=dump_ir)
     report["phases"].insert(0, {"name": "import", "seconds": round(import_s, 4)})
     manifest, members = _package(model, spec, options, executable, report)
+    if pristine is not None:  # what accel.opencl needs to run the kernels without TVM
+        from .opencl.plan import artifact_members
+
+        members.update(artifact_members(dataclasses.replace(model, mod=pristine), spec, options))
     manifest["cache_key"] = key
     if policy.writes:
         entry = write_artifact(store.path_for(key), manifest, members)

@@ -175,8 +175,17 @@ def _remote_vm(artifact: Artifact, session, kind: str):
 
 
 def load_local_or_remote(path: str | os.PathLike, *, tracker: str | None = None,
-                         key: str | None = None):
-    """``accel.load`` here, or :func:`load_remote` when a tracker (``HOST:PORT``) is given."""
+                         key: str | None = None, emulate: bool = False):
+    """``accel.load`` here, :func:`load_remote` when a tracker (``HOST:PORT``) is given, or the
+    OpenCL kernels on this machine's OpenCL device with ``emulate``."""
+    if emulate:
+        if tracker is not None:
+            from .errors import UsageError
+
+            raise UsageError("--emulate runs here; it cannot be combined with --rpc-tracker")
+        from .opencl.emulate import load_emulated
+
+        return load_emulated(path)
     if tracker is None:
         if key is not None:
             from .errors import UsageError
@@ -188,8 +197,11 @@ def load_local_or_remote(path: str | os.PathLike, *, tracker: str | None = None,
     return load_remote(path, RPCOptions.parse(tracker, key))
 
 
-def add_rpc_arguments(parser) -> None:
-    """The --rpc-tracker / --rpc-key pair shared by `accel run` and `accel bench`."""
+def add_device_arguments(parser) -> None:
+    """Where `accel run` and `accel bench` run: --rpc-tracker / --rpc-key, or --emulate."""
     parser.add_argument("--rpc-tracker", metavar="HOST:PORT",
                         help="run on a remote device registered with this TVM RPC tracker")
     parser.add_argument("--rpc-key", metavar="KEY", help="the device key, e.g. rpi4")
+    parser.add_argument("--emulate", action="store_true",
+                        help="run an OpenCL (Mali, Adreno) artifact's kernels on this machine's "
+                             "OpenCL device, e.g. PoCL")

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import accel
+from accel.cli import main
 from accel.model import load_model
 from accel.options import CompileOptions
 from accel.target import get_target
@@ -34,20 +35,19 @@ def cl_context():
 
 
 def _run_on_opencl(cl_context, model, target, tmp_path):
-    """Compile the artifact, build its launch plan, run the artifact's kernels; outputs."""
-    from accel.opencl import OpenCLRunner, build_plan
+    """Compile the artifact and run its kernels from its own members (plan, weights, source)."""
+    from accel.opencl.emulate import load_emulated
 
     if target == "mali-g78":
         require_tool("aarch64-linux-gnu-g++")
     artifact = accel.compile(model, target, output=tmp_path / f"{target}.accel")
-    source = artifact.read_member("device/kernels.cl").decode()
-    plan = build_plan(load_model(model, options=CompileOptions()), get_target(target))
-    runner = OpenCLRunner(plan, source, context=cl_context)
+    module = load_emulated(artifact.path, context=cl_context)
     feeds = models.feeds_for(model)
     started = time.perf_counter()
-    outputs = runner(**feeds)
-    print(f"{target}: {len(plan.steps)} kernels ran on OpenCL in "
-          f"{time.perf_counter() - started:.2f} s")
+    outputs = module(**feeds)
+    plan = module._runner.plan
+    print(f"{target}: {sum(len(s.launches) for s in plan.steps)} kernel launches ran on "
+          f"OpenCL in {time.perf_counter() - started:.3f} s")
     return plan, outputs, models.onnxruntime_outputs(model, feeds)
 
 
@@ -81,6 +81,52 @@ def test_adreno_texture_kernels_build_and_run_on_pocl_image_arrays(cl_context, t
 def test_adreno_texture_path_matches_onnxruntime(cl_context, tmp_path):
     _, ours, theirs = _run_on_opencl(cl_context, models.texture_conv(), "adreno-740", tmp_path)
     np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-4, atol=1e-5)
+
+
+def test_the_stored_plan_is_the_plan_the_pipeline_builds(cl_context, tmp_path):
+    from accel.opencl import build_plan
+    from accel.opencl.plan import plan_members
+
+    model = models.conv_block()
+    artifact = accel.compile(model, "adreno-740", output=tmp_path / "a.accel")
+    replayed = plan_members(build_plan(load_model(model, options=CompileOptions()),
+                                       get_target("adreno-740")))
+    for name, data in replayed.items():
+        if name.endswith(".json"):
+            assert artifact.read_member(name) == data
+
+
+def test_accel_run_emulate_runs_a_mali_artifact_on_pocl(cl_context, tmp_path):
+    require_tool("aarch64-linux-gnu-g++")
+    model = models.mlp_two_inputs()
+    artifact = accel.compile(model, "mali-g78", output=tmp_path / "m.accel")
+    feeds = models.feeds_for(model)
+    np.savez(tmp_path / "in.npz", **feeds)
+    assert main(["run", str(artifact.path), "--emulate", "--inputs", str(tmp_path / "in.npz"),
+                 "-o", str(tmp_path / "out.npz")]) == 0
+    with np.load(tmp_path / "out.npz") as out:
+        for name, want in zip(("probs", "mean"), models.onnxruntime_outputs(model, feeds),
+                              strict=True):
+            np.testing.assert_allclose(out[name], want, rtol=1e-4, atol=1e-5)
+
+
+def test_accel_bench_emulate_times_adreno_kernels_beside_onnxruntime(cl_context, tmp_path,
+                                                                     capsys):
+    import onnx
+
+    model = models.conv_block()
+    onnx.save(model, tmp_path / "c.onnx")
+    artifact = accel.compile(model, "adreno-740", output=tmp_path / "c.accel")
+    assert main(["bench", str(artifact.path), "--emulate", "--compare", "onnxruntime",
+                 "--model", str(tmp_path / "c.onnx"), "--rounds", "2", "--calls", "3"]) == 0
+    out = capsys.readouterr().out
+    print(out)
+    assert "| accel" in out and "max |accel - onnxruntime|" in out
+
+
+def test_emulate_refuses_a_cpu_artifact_clearly(host_artifacts, capsys):
+    assert main(["run", str(host_artifacts["conv_block"]), "--emulate"]) == 9
+    assert "is not an OpenCL target" in capsys.readouterr().err
 
 
 @pytest.mark.unit

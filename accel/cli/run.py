@@ -10,9 +10,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("artifact", help="a compiled .accel file")
     parser.add_argument("--inputs", help=".npz keyed by input name (default: random inputs)")
     parser.add_argument("-o", "--output", help=".npz to write, keyed by output name")
-    from ..remote import add_rpc_arguments
+    from ..remote import add_device_arguments
 
-    add_rpc_arguments(parser)
+    add_device_arguments(parser)
 
 
 def run(args) -> int:
@@ -23,7 +23,8 @@ def run(args) -> int:
     from ..remote import load_local_or_remote
     from ..timing import random_inputs
 
-    module = load_local_or_remote(args.artifact, tracker=args.rpc_tracker, key=args.rpc_key)
+    module = load_local_or_remote(args.artifact, tracker=args.rpc_tracker, key=args.rpc_key,
+                                  emulate=args.emulate)
     if args.inputs:
         path = Path(args.inputs)
         if not path.is_file():

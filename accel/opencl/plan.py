@@ -53,7 +53,11 @@ class Plan:
     tensors: dict[str, TensorInfo]
     constants: dict[str, np.ndarray]
     steps: tuple[Step, ...]
-    aliases: dict[str, str]  # value -> value it shares memory with (reshapes, plain copies)
+
+
+def artifact_members(model, spec, options) -> dict[str, bytes]:
+    """The plan members ``accel.compile`` stores in an OpenCL artifact."""
+    return plan_members(build_plan(model, spec, options))
 
 
 def build_plan(model, spec, options=None) -> Plan:
@@ -171,7 +175,6 @@ class _GraphWalker:
         self.mod, self.launches = mod, launches
         self.tensors: dict[str, TensorInfo] = {}
         self.constants: dict[str, np.ndarray] = {}
-        self.aliases: dict[str, str] = {}
         self.steps: list[Step] = []
         self.names: dict = {}  # relax Var -> value name (tuples: list of names)
 
@@ -187,8 +190,7 @@ class _GraphWalker:
                 self.names[binding.var] = self._value(binding.var, binding.value)
         outputs = self._value(None, main.body.body)
         outputs = tuple(outputs if isinstance(outputs, list) else [outputs])
-        return Plan(tuple(inputs), outputs, self.tensors, self.constants, tuple(self.steps),
-                    self.aliases)
+        return Plan(tuple(inputs), outputs, self.tensors, self.constants, tuple(self.steps))
 
     def _value(self, var, value):
         import tvm
@@ -256,3 +258,41 @@ def _tensor_info(var) -> TensorInfo:
 def _buffer_info(param) -> TensorInfo:
     scope = param.scope() or "global"
     return TensorInfo(tuple(int(d) for d in param.shape), str(param.dtype), scope)
+
+
+PLAN_MEMBER = "device/plan.json"
+CONSTANTS_MEMBER = "device/constants.npz"
+
+
+def plan_members(plan: Plan) -> dict[str, bytes]:
+    """The plan as artifact members: JSON for the structure, ``.npz`` for the constants."""
+    import io
+    import json
+
+    body = {"inputs": plan.inputs, "outputs": plan.outputs,
+            "tensors": {n: dataclasses.asdict(t) for n, t in plan.tensors.items()},
+            "steps": [dataclasses.asdict(s) for s in plan.steps]}
+    buffer = io.BytesIO()
+    np.savez(buffer, **plan.constants)
+    return {PLAN_MEMBER: json.dumps(body, indent=1).encode(), CONSTANTS_MEMBER: buffer.getvalue()}
+
+
+def plan_from_members(plan_json: bytes, constants_npz: bytes) -> Plan:
+    """The inverse of :func:`plan_members`."""
+    import io
+    import json
+
+    body = json.loads(plan_json)
+    with np.load(io.BytesIO(constants_npz), allow_pickle=False) as data:
+        constants = {k: data[k] for k in data.files}
+    tensors = {n: TensorInfo(tuple(t["shape"]), t["dtype"], t["scope"])
+               for n, t in body["tensors"].items()}
+    steps = tuple(Step(s["func"], s["bindings"], s["temporaries"],
+                       tuple(_launch_from_json(la) for la in s["launches"]))
+                  for s in body["steps"])
+    return Plan(tuple(body["inputs"]), tuple(body["outputs"]), tensors, constants, steps)
+
+
+def _launch_from_json(raw: dict) -> Launch:
+    return Launch(raw["kernel"], tuple(tuple(a) for a in raw["args"]), tuple(raw["grid"]),
+                  tuple(raw["block"]))

@@ -86,8 +86,8 @@ class OpenCLRunner:
             return cl.Buffer(self.context, cl.mem_flags.READ_WRITE, max(nbytes, 4))
         # TVM's OpenCL codegen declares every texture an image2d_array_t (one layer here).
         width, height = texture_extent(info)
-        return cl.Image(self.context, cl.mem_flags.READ_WRITE, _image_format(info.dtype),
-                        shape=(width, height, 1), is_array=True)
+        return cl.create_image(self.context, cl.mem_flags.READ_WRITE, _image_format(info.dtype),
+                               shape=(width, height, 1), is_array=True)
 
     def _upload(self, name: str, array: np.ndarray):
         import pyopencl as cl
