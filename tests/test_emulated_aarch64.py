@@ -45,7 +45,8 @@ def farm():
 
 
 def _compile(model, target, tmp_path, name):
-    return accel.compile(model, target, output=tmp_path / f"{name}-{target}.accel")
+    label = getattr(target, "name", target)
+    return accel.compile(model, target, output=tmp_path / f"{name}-{label}.accel")
 
 
 def _check_remote(farm, model, target, tmp_path, name):
@@ -54,10 +55,11 @@ def _check_remote(farm, model, target, tmp_path, name):
     started = time.perf_counter()
     remote = load_remote(artifact.path, farm)
     ours = remote(**feeds)
-    print(f"{target}/{name}: loaded and ran under QEMU in {time.perf_counter() - started:.2f} s")
+    label = getattr(target, "name", target)
+    print(f"{label}/{name}: loaded and ran under QEMU in {time.perf_counter() - started:.2f} s")
     for got, want in zip(ours, models.onnxruntime_outputs(model, feeds), strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
-        print(f"{target}/{name}: max |accel - onnxruntime| = {np.max(np.abs(got - want)):.3g}")
+        print(f"{label}/{name}: max |accel - onnxruntime| = {np.max(np.abs(got - want)):.3g}")
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -137,3 +139,13 @@ def test_rpc_options_parse_rejects_a_bad_address():
 
     with pytest.raises(UsageError, match="bad --rpc-tracker"):
         RPCOptions.parse("nohost", "rpi4")
+
+
+def test_an_android_so_linked_with_a_named_toolchain_runs_on_the_emulated_device(farm, tmp_path):
+    """The Debian cross g++ stands in for the NDK clang, and the emulated device runs glibc, not
+    bionic: this proves the exported code and its TVM ABI, not the Android loader."""
+    from accel.ndk import with_toolchain
+    from accel.target import get_target
+
+    spec = with_toolchain(get_target("android-arm64"), require_tool("aarch64-linux-gnu-g++"))
+    _check_remote(farm, models.conv_block(), spec, tmp_path, "conv_block")
