@@ -109,8 +109,13 @@ def _wait_registered(rpc: RPCOptions, count: int, procs: list[subprocess.Popen],
 def main(argv: list[str] | None = None) -> int:
     """Start a farm and keep it up until interrupted."""
     import argparse
+    import signal
 
     from ..env import cache_dir
+
+    # Stop the servers on SIGTERM too, and on Ctrl-C even where a shell started us ignoring it.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     parser = argparse.ArgumentParser(prog="python -m accel.emulation.farm")
     parser.add_argument("--key", default="aarch64-linux", help="device key (default "
