@@ -129,6 +129,19 @@ def test_emulate_refuses_a_cpu_artifact_clearly(host_artifacts, capsys):
     assert "is not an OpenCL target" in capsys.readouterr().err
 
 
+def test_a_plan_naming_a_missing_kernel_is_refused_clearly(cl_context, tmp_path):
+    from accel.errors import ArtifactError
+    from accel.opencl import OpenCLRunner
+    from accel.opencl.emulate import load_emulated
+
+    artifact = accel.compile(models.int_input_embedding(), "adreno-740",
+                             output=tmp_path / "e.accel")
+    plan = load_emulated(artifact.path, context=cl_context)._runner.plan
+    with pytest.raises(ArtifactError, match="names kernels the OpenCL source lacks: .*take_kernel"):
+        OpenCLRunner(plan, "__kernel void other(__global float* a) { a[0] = 1.0f; }",
+                     context=cl_context)
+
+
 @pytest.mark.unit
 def test_texture_extent_follows_tvm_layout_separators():
     from accel.opencl.plan import TensorInfo

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import AccelError, InternalError
+from ..errors import AccelError, ArtifactError, InternalError
 from .plan import Plan, TensorInfo
 
 
@@ -51,6 +51,10 @@ class OpenCLRunner:
             self.program = cl.Program(self.context, source).build()
         except cl.Error as exc:
             raise InternalError(f"the OpenCL source does not build: {exc}") from exc
+        missing = sorted(_kernel_names(plan) - set(self.program.kernel_names.split(";")))
+        if missing:
+            raise ArtifactError(f"the launch plan names kernels the OpenCL source lacks: "
+                                f"{', '.join(missing[:5])}", hint="recompile the artifact")
         self.kernels = {name: cl.Kernel(self.program, name) for name in _kernel_names(plan)}
         self.constants = {n: self._upload(n, a) for n, a in plan.constants.items()}
 
