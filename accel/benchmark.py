@@ -38,7 +38,9 @@ def compare(module, *, model: str | os.PathLike | None = None,
     if references and model is None:
         raise UsageError("--compare needs --model, the source model to run in the reference")
     inputs = inputs if inputs is not None else random_inputs(module.inputs)
-    runners = {"accel": lambda: module(**inputs)}
+    # A remote module times a call on inputs already on the device (no transfer per call).
+    runners = {"accel": module.runner(inputs) if hasattr(module, "runner")
+               else lambda: module(**inputs)}
     diffs = {}
     for ref in references:
         runners[ref] = reference_runner(ref, model, inputs)

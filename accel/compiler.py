@@ -86,9 +86,15 @@ def _compile_new(model, spec, options, key, store, policy, output, *, example_in
     started = time.perf_counter()
     model = load_model(model, example_inputs=example_inputs, options=options)
     import_s = time.perf_counter() - started
+    # TVM's build leaves state on the module's functions: the OpenCL plan needs a clean copy.
+    pristine = _copy_module(model.mod) if spec.device == "opencl" else None
     executable, report, spec = build(model, spec, options, dump_ir=dump_ir)
     report["phases"].insert(0, {"name": "import", "seconds": round(import_s, 4)})
     manifest, members = _package(model, spec, options, executable, report)
+    if pristine is not None:  # what accel.opencl needs to run the kernels without TVM
+        from .opencl.plan import artifact_members
+
+        members.update(artifact_members(dataclasses.replace(model, mod=pristine), spec, options))
     manifest["cache_key"] = key
     if policy.writes:
         entry = write_artifact(store.path_for(key), manifest, members)
@@ -150,7 +156,7 @@ def _copy_module(mod):
 def _build_with(model: Model, spec: TargetSpec, options: CompileOptions, dump_ir):
     import tvm
 
-    from .pipeline import build_passes
+    from .pipeline import build_passes, tir_pipeline
 
     target = spec.tvm_target()
     with target:  # some phases (Adreno's) read the current target while being built
@@ -164,7 +170,8 @@ def _build_with(model: Model, spec: TargetSpec, options: CompileOptions, dump_ir
         kernels_before = _count_kernels_after_legalize(model.mod, target)
         started = time.perf_counter()
         try:
-            executable = tvm.compile(model.mod, target, relax_pipeline=relax_pipeline)
+            executable = tvm.compile(model.mod, target, relax_pipeline=relax_pipeline,
+                                     tir_pipeline=tir_pipeline(spec))
         except AccelError:
             raise
         except Exception as exc:

@@ -165,3 +165,23 @@ def build_passes(spec, target, options: CompileOptions):
     return [(p.name, p.build(target, spec, options)) for p in phases]
 
 
+
+
+ADRENO_TIR_PIPELINE = "accel-adreno"
+
+
+def tir_pipeline(spec) -> str:
+    """The TIR pipeline ``tvm.compile`` runs: TVM's Adreno one (texture flattening) for Adreno.
+
+    TVM 0.27's Relax build always asks for "default", whose kernels declare textures as
+    ``image2d_array_t`` but address them as pointers: OpenCL C that does not compile. Its
+    Adreno pipeline returns a bare pass where the build expects (pipeline, host, device).
+    """
+    if spec.family != "adreno":
+        return "default"
+    from tvm.s_tir.backend.adreno import pipeline as adreno
+    from tvm.tirx import compilation_pipeline as tir
+
+    tir.register_tir_pipeline(ADRENO_TIR_PIPELINE, lambda: (
+        adreno.default_tir_pipeline(), tir.finalize_host_passes, tir.finalize_device_passes))
+    return ADRENO_TIR_PIPELINE

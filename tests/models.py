@@ -172,3 +172,54 @@ def feeds_for(model: onnx.ModelProto, seed: int = 1) -> dict[str, np.ndarray]:
         else:
             feeds[vi.name] = rng.integers(0, 50, shape).astype(dtype)
     return feeds
+
+
+@_seeded
+def texture_conv() -> onnx.ModelProto:
+    """Conv 4->8 + Relu + Conv 8->8 + Add: channels in multiples of 4, so Adreno's texture
+    lowering (RGBA texels over channel blocks) applies to every conv."""
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
+             helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+             helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], pads=[1, 1, 1, 1], name="conv2"),
+             helper.make_node("Add", ["c2", "r1"], ["y"], name="residual")]
+    weights = [_w("w1", (8, 4, 3, 3)), _w("b1", (8,)), _w("w2", (8, 8, 3, 3), 0.2), _w("b2", (8,))]
+    return _model(nodes, [_vi("x", [1, 4, 8, 8])], [_vi("y", [1, 8, 8, 8])], weights)
+
+
+def _conv_bn(nodes, weights, src, dst, cin, cout, *, k=3, stride=1, relu=True):
+    """Conv (no bias) + BatchNorm (+ Relu), named after ``dst``."""
+    weights += [_w(f"{dst}_w", (cout, cin, k, k), (2.0 / (cin * k * k)) ** 0.5),
+                _w(f"{dst}_s", (cout,), 0.2), _w(f"{dst}_b", (cout,), 0.1),
+                _w(f"{dst}_m", (cout,), 0.1),
+                numpy_helper.from_array(np.abs(RNG.random(cout)).astype(np.float32) + 0.5,
+                                        f"{dst}_v")]
+    out = f"{dst}_bn" if relu else dst
+    nodes += [helper.make_node("Conv", [src, f"{dst}_w"], [f"{dst}_c"], strides=[stride] * 2,
+                               pads=[k // 2] * 4, name=f"{dst}_conv"),
+              helper.make_node("BatchNormalization", [f"{dst}_c", f"{dst}_s", f"{dst}_b",
+                                                      f"{dst}_m", f"{dst}_v"], [out],
+                               name=f"{dst}_bnorm")]
+    if relu:
+        nodes.append(helper.make_node("Relu", [out], [dst], name=f"{dst}_relu"))
+
+
+@_seeded
+def resnet_tiny() -> onnx.ModelProto:
+    """A small ResNet: stride-2 stem, two basic blocks (the second strided, with a 1x1
+    projection), global average pooling and a 10-way classifier; 1x3x32x32 input."""
+    nodes, weights = [], []
+    _conv_bn(nodes, weights, "x", "stem", 3, 16, stride=2)
+    _conv_bn(nodes, weights, "stem", "b1a", 16, 16)
+    _conv_bn(nodes, weights, "b1a", "b1b", 16, 16, relu=False)
+    nodes += [helper.make_node("Add", ["b1b", "stem"], ["b1s"], name="b1_add"),
+              helper.make_node("Relu", ["b1s"], ["b1"], name="b1_relu")]
+    _conv_bn(nodes, weights, "b1", "b2a", 16, 32, stride=2)
+    _conv_bn(nodes, weights, "b2a", "b2b", 32, 32, relu=False)
+    _conv_bn(nodes, weights, "b1", "b2p", 16, 32, k=1, stride=2, relu=False)
+    nodes += [helper.make_node("Add", ["b2b", "b2p"], ["b2s"], name="b2_add"),
+              helper.make_node("Relu", ["b2s"], ["b2"], name="b2_relu"),
+              helper.make_node("GlobalAveragePool", ["b2"], ["g"], name="gap"),
+              helper.make_node("Flatten", ["g"], ["f"], name="flatten"),
+              helper.make_node("Gemm", ["f", "fc_w", "fc_b"], ["y"], transB=1, name="fc")]
+    weights += [_w("fc_w", (10, 32), 0.2), _w("fc_b", (10,), 0.1)]
+    return _model(nodes, [_vi("x", [1, 3, 32, 32])], [_vi("y", [1, 10])], weights)

@@ -178,7 +178,9 @@ def test_the_size_cap_evicts_the_least_recently_used(cache_dir, monkeypatch):
         os.utime(built[name], (1000 + i, 1000 + i))  # conv_block is the oldest
     assert accel.compile(models.conv_block()).cached  # a hit makes it the newest
     total = CompileCache.default().total_bytes()
-    monkeypatch.setenv("ACCEL_CACHE_MAX_SIZE", str(total - 1))
+    # 1 KiB under: a re-written manifest can be a few bytes shorter (its timings vary in length),
+    # and one evicted artifact (tens of KiB) must still be enough.
+    monkeypatch.setenv("ACCEL_CACHE_MAX_SIZE", str(total - 1024))
     accel.compile(models.int_input_embedding(), cache="redo")  # a write prunes to the cap
     left = {e.path for e in CompileCache.default().entries()}
     assert left == set(built.values()) - {built["mlp_two_inputs"]}

@@ -114,3 +114,31 @@ def test_a_cuda_artifact_without_a_gpu_is_refused_clearly(tmp_path):
     artifact = _compile("cuda-sm80", "conv_block", tmp_path)
     with pytest.raises(ArtifactError, match="built for a cuda device.*no cuda device 0"):
         accel.load(artifact.path)
+
+
+@pytest.mark.parametrize("target", ARCHIVES)
+def test_android_targets_link_a_shared_library_with_a_named_toolchain(target, tmp_path, capsys):
+    """The Debian cross g++ stands in for the NDK's aarch64-linux-android clang++."""
+    from accel.cli import main
+
+    cxx = require_tool("aarch64-linux-gnu-g++")
+    model = tmp_path / "conv.onnx"
+    import onnx
+
+    onnx.save(models.conv_block(), model)
+    out = tmp_path / f"{target}.accel"
+    assert main(["compile", str(model), "-t", target, "--toolchain", cxx, "-o", str(out)]) == 0
+    artifact = accel.open_artifact(out)
+    data = artifact.library_bytes()
+    assert artifact.manifest["library"] == {**artifact.manifest["library"],
+                                            "format": "shared-library", "path": "lib/model.so"}
+    assert elf_machine(data) == ELF_MACHINES["aarch64"]
+    assert int.from_bytes(data[16:18], "little") == 3  # ET_DYN: a shared object
+
+
+def test_a_missing_toolchain_is_a_clear_error(tmp_path, capsys):
+    from accel.cli import main
+
+    assert main(["compile", "x.onnx", "-t", "android-arm64", "--toolchain",
+                 "/no/such/clang++", "-o", str(tmp_path / "a.accel")]) == 10
+    assert "toolchain '/no/such/clang++' for target 'android-arm64'" in capsys.readouterr().err

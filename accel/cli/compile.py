@@ -18,6 +18,9 @@ def add_arguments(parser) -> None:
                         help="convolution layout: native or NHWC (default: per target family)")
     parser.add_argument("--dump-ir", metavar="DIR", help="write the IR after every pass")
     parser.add_argument("--targets-dir", help="extra folder of target TOML files")
+    parser.add_argument("--toolchain", metavar="CXX",
+                        help="link a .so with this compiler (e.g. the NDK's clang++) instead "
+                             "of the target's object archive")
     parser.add_argument("--cache", default=None, metavar="POLICY",
                         help="compile cache: on, off, readonly, redo (default $ACCEL_CACHE or on)")
     parser.add_argument("-v", "--verbose", action="store_true", help="print the compile report")
@@ -35,6 +38,10 @@ def run(args) -> int:
                              disabled_passes=tuple(args.disable_pass),
                              desired_layout=args.desired_layout)
     spec = get_target(args.target, targets_dir=args.targets_dir)
+    if args.toolchain:
+        from ..ndk import with_toolchain
+
+        spec = with_toolchain(spec, args.toolchain)
     artifact = compile_model(args.model, spec, options=options, output=args.output,
                              dump_ir=args.dump_ir, cache=args.cache)
     if spec.is_micro:

@@ -1,4 +1,4 @@
-"""`accel run ARTIFACT --inputs in.npz -o out.npz`."""
+"""`accel run ARTIFACT --inputs in.npz -o out.npz [--rpc-tracker HOST:PORT --rpc-key KEY]`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("artifact", help="a compiled .accel file")
     parser.add_argument("--inputs", help=".npz keyed by input name (default: random inputs)")
     parser.add_argument("-o", "--output", help=".npz to write, keyed by output name")
+    from ..remote import add_device_arguments
+
+    add_device_arguments(parser)
 
 
 def run(args) -> int:
@@ -17,10 +20,11 @@ def run(args) -> int:
     import numpy as np
 
     from ..errors import InputError
-    from ..runtime import load
+    from ..remote import load_local_or_remote
     from ..timing import random_inputs
 
-    module = load(args.artifact)
+    module = load_local_or_remote(args.artifact, tracker=args.rpc_tracker, key=args.rpc_key,
+                                  emulate=args.emulate)
     if args.inputs:
         path = Path(args.inputs)
         if not path.is_file():
