@@ -149,3 +149,24 @@ def test_an_android_so_linked_with_a_named_toolchain_runs_on_the_emulated_device
 
     spec = with_toolchain(get_target("android-arm64"), require_tool("aarch64-linux-gnu-g++"))
     _check_remote(farm, models.conv_block(), spec, tmp_path, "conv_block")
+
+
+def test_tuning_measures_on_the_emulated_device_and_compile_applies_it(farm, tmp_path):
+    from accel.options import CompileOptions
+    from accel.tuning.options import TuneOptions
+    from accel.tuning.tuner import tune
+
+    from .test_tuning import tiny_dense
+
+    compile_options = CompileOptions(tuning_logs=str(tmp_path / "records"))
+    options = TuneOptions(trials=3, rpc=farm, work_dir=tmp_path / "work", population=16,
+                          trials_per_iter=2, seed=1, compile_options=compile_options)
+    report = tune(tiny_dense(), "rpi4", options=options, progress=print)
+    assert report.trials >= 3 and report.failed_trials == 0 and report.estimated_ms is not None
+    artifact = accel.compile(tiny_dense(), "rpi4", options=compile_options,
+                             output=tmp_path / "tuned-rpi4.accel")
+    assert artifact.manifest["report"]["kernels_tuned"] == 1
+    feeds = models.feeds_for(tiny_dense())
+    got = load_remote(artifact.path, farm)(**feeds)[0]
+    np.testing.assert_allclose(got, models.onnxruntime_outputs(tiny_dense(), feeds)[0],
+                               rtol=1e-4, atol=1e-5)

@@ -17,8 +17,26 @@ def build_without_intrinsics(mod, target, _params):
     return tvm_build(mod, target=target)
 
 
-def builder(max_workers: int | None = None):
-    """A LocalBuilder using :func:`build_without_intrinsics`."""
+def export_shared_library(toolchain: str, mod) -> str:
+    """Link a candidate into a shared library with the target's cross compiler (the
+    ``f_export`` of a ``LocalBuilder``): runtime-only devices cannot link the default .tar."""
+    import os
+    import tempfile
+
+    from tvm.support import cc
+
+    path = os.path.join(tempfile.mkdtemp(prefix="accel-tune-"), "tvm_tmp_mod.so")
+    mod.export_library(path, fcompile=cc.cross_compiler(toolchain))
+    return path
+
+
+def builder(spec, max_workers: int | None = None):
+    """A LocalBuilder using :func:`build_without_intrinsics`, exporting with the target's
+    toolchain when it names one (an AArch64 board measures a ready-linked .so)."""
+    import functools
+
     from tvm.s_tir import meta_schedule as ms
 
-    return ms.builder.LocalBuilder(f_build=build_without_intrinsics, max_workers=max_workers)
+    export = functools.partial(export_shared_library, spec.toolchain) if spec.toolchain else None
+    return ms.builder.LocalBuilder(f_build=build_without_intrinsics, f_export=export,
+                                   max_workers=max_workers)

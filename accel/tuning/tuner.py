@@ -148,7 +148,7 @@ class _Session:
         workers = max(1, len(self.devices)) if self.options.rpc else 1
         from .build import builder
 
-        self.builder = builder(max_workers=_threads())
+        self.builder = builder(self.spec, max_workers=_threads())
         self.runner = farm.runner(self.options.rpc, workers=workers)
         self.state["tasks"] = [dataclasses.asdict(t) for t in self.tasks]
         self.work.write_state(self.state)
