@@ -107,8 +107,13 @@ def test_a_killed_tuner_resumes_without_losing_records(dense_file, tmp_path):
     records = tmp_path / "work" / database.RECORDS
     proc = _start_tuner(dense_file, tmp_path, trials=10)
     _wait_for_records(records, 2, proc)
+    import psutil
+
+    workers = psutil.Process(proc.pid).children(recursive=True)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    _, alive = psutil.wait_procs(workers, timeout=20)
+    assert alive == []  # the builder and runner workers died with the tuner, none orphaned
     kept = _lines(records)
     with open(records, "a") as f:
         f.write('[0, [["torn')  # a line cut short by the kill

@@ -30,6 +30,18 @@ def export_shared_library(toolchain: str, mod) -> str:
     return path
 
 
+def die_with_parent() -> None:
+    """Worker initializer: the kernel kills this worker when the tuner dies (even by kill -9),
+    instead of leaving it orphaned (Linux; a no-op elsewhere)."""
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+
+
 def builder(spec, max_workers: int | None = None):
     """A LocalBuilder using :func:`build_without_intrinsics`, exporting with the target's
     toolchain when it names one (an AArch64 board measures a ready-linked .so)."""
@@ -39,4 +51,4 @@ def builder(spec, max_workers: int | None = None):
 
     export = functools.partial(export_shared_library, spec.toolchain) if spec.toolchain else None
     return ms.builder.LocalBuilder(f_build=build_without_intrinsics, f_export=export,
-                                   max_workers=max_workers)
+                                   max_workers=max_workers, initializer=die_with_parent)
