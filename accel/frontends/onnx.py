@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import warnings
 from pathlib import Path
 
@@ -88,10 +90,10 @@ def _input_spec(vi: onnx.ValueInfoProto, source: str, override) -> TensorSpec:
 
 
 def supported_ops() -> set[str]:
-    """ONNX op types that the importer converts."""
-    from tvm.relax.frontend.onnx import onnx_frontend
+    """ONNX op types that the importer converts (TVM's map, accel's converters, If, Constant)."""
+    from . import onnx_ops
 
-    return set(onnx_frontend._get_convert_map())
+    return set(onnx_ops.convert_map()) | onnx_ops.BUILTIN_OPS
 
 
 def _walk_nodes(graph: onnx.GraphProto):
@@ -103,15 +105,27 @@ def _walk_nodes(graph: onnx.GraphProto):
 
 
 def _check_ops(model: onnx.ModelProto, source: str) -> None:
+    """Refuse, all at once, ops with no converter and op forms a guard knows to be wrong."""
+    from . import onnx_ops
+    from .onnx_graph import GraphInfo
+
     known = supported_ops()
+    info = GraphInfo(model)
     missing: dict[str, list[str]] = {}
+    reasons: dict[str, str] = {}
     for i, node in enumerate(_walk_nodes(model.graph)):
         domain_ok = node.domain in _DEFAULT_DOMAINS
+        op = node.op_type if domain_ok else f"{node.domain}::{node.op_type}"
         if not domain_ok or node.op_type not in known:
-            op = node.op_type if domain_ok else f"{node.domain}::{node.op_type}"
+            reason = "no converter"
+        else:
+            reason = next(filter(None, (check(node, info) for check in
+                                        onnx_ops.GUARDS.get(node.op_type, ()))), None)
+        if reason is not None:
             missing.setdefault(op, []).append(node.name or f"#{i}")
+            reasons.setdefault(op, reason)
     if missing:
-        raise UnsupportedOpError(source, missing)
+        raise UnsupportedOpError(source, missing, reasons=reasons)
 
 
 def _convert(model: onnx.ModelProto, source: str, inputs: tuple[TensorSpec, ...]):
@@ -120,11 +134,19 @@ def _convert(model: onnx.ModelProto, source: str, inputs: tuple[TensorSpec, ...]
     opset = next((o.version for o in model.opset_import if o.domain in _DEFAULT_DOMAINS), None)
     shape_dict = {t.name: list(t.shape) for t in inputs}
     dtype_dict = {t.name: t.dtype for t in inputs}
+    from . import onnx_ops
+
     try:
-        with warnings.catch_warnings():
+        # TVM prints every failing node's inputs to stdout before re-raising: keep that quiet
+        with warnings.catch_warnings(), onnx_ops.installed(), \
+                contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             return from_onnx(model, shape_dict=shape_dict, dtype_dict=dtype_dict, opset=opset,
                              keep_params_in_input=False)
+    except onnx_ops.ConverterFailed as exc:
+        raise UnsupportedOpError(source, {exc.op: [exc.node]},
+                                 reasons={exc.op: f"TVM's converter failed: {exc.message}"}
+                                 ) from exc
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
         raise InvalidModelError(f"{source}: the ONNX importer failed: {first[:300]}") from exc
