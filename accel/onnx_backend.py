@@ -7,7 +7,10 @@ Usable like ``onnxruntime.backend``::
     outputs = rep.run([x])
 
 Models with dynamic input dims are compiled on the first ``run``, with the shapes of the arrays
-given (and again when a later call brings other shapes).
+given (and again when a later call brings other shapes). So are models that take an operand
+which fixes an output shape or a build-time parameter (Reshape's shape, a Reduce's axes,
+TopK's k, ...) as a graph input: accel compiles static code, so such an input is bound as a
+constant of the value given, and a call with another value compiles again.
 """
 
 from __future__ import annotations
@@ -23,6 +26,16 @@ from .errors import InputError, UsageError
 
 #: The devices this backend runs on: the host CPU only.
 DEVICES = ("CPU",)
+_REDUCE = ("ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMax", "ReduceMean",
+           "ReduceMin", "ReduceProd", "ReduceSum", "ReduceSumSquare")
+#: op -> input positions that fix the output shape or a build-time parameter
+SHAPE_OPERANDS = {**dict.fromkeys(_REDUCE, (1,)), "Reshape": (1,), "Expand": (1,), "Tile": (1,),
+                  "Pad": (1, 2, 3), "Slice": (1, 2, 3, 4), "TopK": (1,), "Split": (1,),
+                  "OneHot": (1,), "CumSum": (1,), "Resize": (1, 2, 3), "Upsample": (1,),
+                  "Squeeze": (1,), "Unsqueeze": (1,), "Trilu": (1,), "CenterCropPad": (1,),
+                  "SplitToSequence": (1,), "AffineGrid": (1,)}
+#: a bound operand has at most this many elements
+MAX_BOUND_ELEMENTS = 64
 
 
 class AccelBackendRep(BackendRep):
@@ -32,15 +45,18 @@ class AccelBackendRep(BackendRep):
         self._model = model
         weights = {init.name for init in model.graph.initializer}
         self._inputs = [vi for vi in model.graph.input if vi.name not in weights]
+        self._bound = _shape_operand_inputs(model) & {vi.name for vi in self._inputs}
+        self._dynamic = any(_static_shape(vi) is None for vi in self._inputs)
         self._modules: dict[tuple, object] = {}
-        if all(_static_shape(vi) is not None for vi in self._inputs):
+        if not self._dynamic and not self._bound:
             self._module_for(None)
 
     def run(self, inputs, **kwargs) -> list[np.ndarray]:  # noqa: ARG002 (API signature)
         """Run on a list of arrays (graph input order), one array, or a dict by input name."""
         arrays = self._as_list(inputs)
         module = self._module_for(arrays)
-        return list(module(*arrays))
+        fed = [a for vi, a in zip(self._inputs, arrays, strict=True) if vi.name not in self._bound]
+        return list(module(*fed))
 
     def _as_list(self, inputs) -> list[np.ndarray]:
         if isinstance(inputs, dict):
@@ -53,13 +69,44 @@ class AccelBackendRep(BackendRep):
         return arrays
 
     def _module_for(self, arrays):
-        shapes = None if arrays is None else tuple(a.shape for a in arrays)
-        key = shapes if any(_static_shape(vi) is None for vi in self._inputs) else None
+        named = {} if arrays is None else dict(zip([vi.name for vi in self._inputs], arrays,
+                                                   strict=True))
+        bound = {n: a for n, a in named.items() if n in self._bound}
+        key = (tuple(a.shape for a in named.values()) if self._dynamic else None,
+               tuple((n, a.dtype.str, a.shape, a.tobytes()) for n, a in sorted(bound.items())))
         if key not in self._modules:
-            pinned = {} if shapes is None else {vi.name: s for vi, s in zip(self._inputs, shapes,
-                                                                              strict=True)}
-            self._modules[key] = _compile_for_host(self._model, pinned)
+            shapes = {n: a.shape for n, a in named.items() if n not in bound} \
+                if self._dynamic else {}
+            model = _bind_inputs(self._model, bound) if bound else self._model
+            self._modules[key] = _compile_for_host(model, shapes)
         return self._modules[key]
+
+
+def _shape_operand_inputs(model: onnx.ModelProto) -> set[str]:
+    """Names read in a shape-operand position (SHAPE_OPERANDS) by a main-graph node."""
+    names = set()
+    for node in model.graph.node:
+        for pos in SHAPE_OPERANDS.get(node.op_type, ()):
+            if pos < len(node.input) and node.input[pos]:
+                names.add(node.input[pos])
+    return names
+
+
+def _bind_inputs(model: onnx.ModelProto, values: dict[str, np.ndarray]) -> onnx.ModelProto:
+    """A copy of the model with these graph inputs turned into initializers of these values."""
+    from onnx import numpy_helper
+
+    too_big = [n for n, a in values.items() if a.size > MAX_BOUND_ELEMENTS]
+    if too_big:
+        raise InputError(f"input(s) {', '.join(too_big)} fix output shapes and are bound at "
+                         f"build time, but have over {MAX_BOUND_ELEMENTS} elements")
+    bound = onnx.ModelProto()
+    bound.CopyFrom(model)
+    kept = [vi for vi in bound.graph.input if vi.name not in values]
+    del bound.graph.input[:]
+    bound.graph.input.extend(kept)
+    bound.graph.initializer.extend(numpy_helper.from_array(a, n) for n, a in values.items())
+    return bound
 
 
 def _static_shape(vi: onnx.ValueInfoProto) -> tuple[int, ...] | None:

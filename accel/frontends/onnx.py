@@ -35,12 +35,15 @@ def import_file(path: Path, *, shapes: dict[str, tuple[int, ...]]) -> Model:
 def import_model(model: onnx.ModelProto, *, source: str, shapes: dict[str, tuple[int, ...]],
                  data: bytes | None = None) -> Model:
     """Import an in-memory ONNX model into a :class:`Model` with static input shapes."""
+    from .onnx_fold import fold_constants
+
     _check(model, source)
+    digest = sha256_bytes(data if data is not None else model.SerializeToString())
     inputs = _input_specs(model, source, shapes)
+    model = fold_constants(model, {t.name: t.shape for t in inputs})
     _check_ops(model, source)
     mod = _convert(model, source, inputs)
     outputs = relax_outputs(mod, [o.name for o in model.graph.output])
-    digest = sha256_bytes(data if data is not None else model.SerializeToString())
     return Model(mod, inputs, outputs, digest, source, "onnx")
 
 
@@ -80,9 +83,9 @@ def _input_spec(vi: onnx.ValueInfoProto, source: str, override) -> TensorSpec:
     if not ttype.HasField("shape"):
         raise ShapeError(f"{source}: input '{vi.name}' has no shape",
                          hint=f"give one with --input-shape {vi.name}=D0,D1,...")
-    dynamic = [f"dim {i} ('{d}')" for i, d in enumerate(dims) if not isinstance(d, int) or d <= 0]
+    dynamic = [f"dim {i} ('{d}')" for i, d in enumerate(dims) if not isinstance(d, int) or d < 0]
     if dynamic:
-        example = ",".join(str(d) if isinstance(d, int) and d > 0 else "N" for d in dims)
+        example = ",".join(str(d) if isinstance(d, int) and d >= 0 else "N" for d in dims)
         raise ShapeError(f"{source}: input '{vi.name}' has dynamic {', '.join(dynamic)} "
                          f"in shape {dims}",
                          hint=f"fix it with --input-shape {vi.name}={example} (N a number)")
