@@ -122,8 +122,8 @@ def _check_ops(model: onnx.ModelProto, source: str) -> None:
         if not domain_ok or node.op_type not in known:
             reason = "no converter"
         else:
-            reason = next(filter(None, (check(node, info) for check in
-                                        onnx_ops.GUARDS.get(node.op_type, ()))), None)
+            checks = [*onnx_ops.GUARDS.get("*", ()), *onnx_ops.GUARDS.get(node.op_type, ())]
+            reason = next(filter(None, (check(node, info) for check in checks)), None)
         if reason is not None:
             missing.setdefault(op, []).append(node.name or f"#{i}")
             reasons.setdefault(op, reason)

@@ -26,6 +26,8 @@ class GraphInfo:
                 attr = next((a for a in node.attribute if a.name == "value"), None)
                 if attr is not None:
                     self._consts[node.output[0]] = attr.t
+        #: names of the graph's inputs and outputs
+        self.boundary = {vi.name for vi in [*graph.input, *graph.output]}
         for t in graph.initializer:
             self._types.setdefault(t.name, onnx.helper.make_tensor_type_proto(t.data_type,
                                                                               t.dims))

@@ -14,7 +14,7 @@ GUARDS: dict[str, list[Callable]] = {}
 #: ops the importer handles itself, outside its converter map
 BUILTIN_OPS = frozenset({"If", "Constant"})
 #: the modules that register converters and guards (imported on first use: they need TVM)
-_MODULES = ("guards",)
+_MODULES = ("guards", "dropout", "elementwise", "layer_norm")
 _LOCK = threading.RLock()
 
 
@@ -78,7 +78,7 @@ def _named(op: str, cls: type) -> type:
         try:
             impl = cls.get_converter(opset)
         except Exception as exc:
-            raise ConverterFailed(op, "?", _first_line(exc)) from exc
+            raise ConverterFailed(op, "unnamed", _first_line(exc)) from exc
 
         def convert(bb, inputs, attr, params):
             try:
@@ -86,7 +86,7 @@ def _named(op: str, cls: type) -> type:
             except ConverterFailed:
                 raise
             except Exception as exc:
-                node = attr.get("tvm_custom", {}).get("name") or "?"
+                node = attr.get("tvm_custom", {}).get("name") or "unnamed"
                 raise ConverterFailed(op, node, _first_line(exc)) from exc
         return convert
 
