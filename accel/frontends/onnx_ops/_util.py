@@ -24,3 +24,9 @@ def attr_str(attr: dict, name: str, default: str) -> str:
     """A string attribute (TVM's importer keeps them as bytes)."""
     value = attr.get(name, default)
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def shape(bb, expr) -> tuple[int, ...]:
+    """The static shape of a Relax expression (normalized first)."""
+    expr = bb.normalize(expr)
+    return tuple(int(d) for d in expr.ty.shape.values)
