@@ -30,3 +30,12 @@ def shape(bb, expr) -> tuple[int, ...]:
     """The static shape of a Relax expression (normalized first)."""
     expr = bb.normalize(expr)
     return tuple(int(d) for d in expr.ty.shape.values)
+
+
+def const_value(expr, params):
+    """The numpy value of a constant input (initializer or folded), or None."""
+    import tvm
+    from tvm.relax.frontend.onnx.onnx_frontend import get_constant
+
+    value = get_constant(expr, params)
+    return value.value.numpy() if isinstance(value, tvm.ir.GenericConst) else None
