@@ -15,7 +15,7 @@ GUARDS: dict[str, list[Callable]] = {}
 BUILTIN_OPS = frozenset({"If", "Constant"})
 #: the modules that register converters and guards (imported on first use: they need TVM)
 _MODULES = ("guards", "activations", "attention", "dropout", "elementwise", "layer_norm",
-            "loss", "rnn")
+            "loss", "quant", "rnn")
 _LOCK = threading.RLock()
 
 
