@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections import Counter, defaultdict
+from pathlib import Path
 
 COLUMNS = ("pass", "unsupported", "error", "wrong", "skip")
 
@@ -45,7 +46,7 @@ def main(argv=None) -> int:
     parser.add_argument("report")
     parser.add_argument("--expected", action="store_true")
     args = parser.parse_args(argv)
-    outcomes = json.loads(open(args.report).read())
+    outcomes = json.loads(Path(args.report).read_text())
     if args.expected:
         print("\n".join(expected_lines(outcomes)))
         return 0
