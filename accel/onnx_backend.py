@@ -48,8 +48,9 @@ class AccelBackendRep(BackendRep):
         self._bound = _shape_operand_inputs(model) & {vi.name for vi in self._inputs}
         self._dynamic = any(_static_shape(vi) is None for vi in self._inputs)
         self._modules: dict[tuple, object] = {}
-        if not self._dynamic and not self._bound:
-            self._module_for(None)
+        tensors_only = all(vi.type.HasField("tensor_type") for vi in self._inputs)
+        if not tensors_only or (not self._dynamic and not self._bound):
+            self._module_for(None)  # compile now (or refuse sequence inputs now)
 
     def run(self, inputs, **kwargs) -> list[np.ndarray]:  # noqa: ARG002 (API signature)
         """Run on a list of arrays (graph input order), one array, or a dict by input name."""

@@ -43,8 +43,22 @@ def import_model(model: onnx.ModelProto, *, source: str, shapes: dict[str, tuple
     model = fold_constants(model, {t.name: t.shape for t in inputs})
     _check_ops(model, source)
     mod = _convert(model, source, inputs)
-    outputs = relax_outputs(mod, [o.name for o in model.graph.output])
+    try:
+        outputs = relax_outputs(mod, [o.name for o in model.graph.output])
+    except ShapeError as exc:
+        raise _dynamic_output(model, source, exc) from None
     return Model(mod, inputs, outputs, digest, source, "onnx")
+
+
+def _dynamic_output(model: onnx.ModelProto, source: str, exc: ShapeError) -> Exception:
+    """An output whose shape depends on input values: the op producing it is unsupported."""
+    name = exc.message.split("'")[1] if "'" in exc.message else ""
+    node = next((n for n in model.graph.node if name in n.output), None)
+    if node is None:
+        return exc
+    return UnsupportedOpError(source, {node.op_type: [node.name or name]},
+                              reasons={node.op_type: "its output shape depends on input values "
+                                                     "(accel compiles static shapes)"})
 
 
 def _check(model: onnx.ModelProto, source: str) -> None:
@@ -71,6 +85,10 @@ def _input_specs(model, source, shapes) -> tuple[TensorSpec, ...]:
 
 
 def _input_spec(vi: onnx.ValueInfoProto, source: str, override) -> TensorSpec:
+    if not vi.type.HasField("tensor_type"):
+        raise UnsupportedOpError(source, {"(model input)": [vi.name]},
+                                 reasons={"(model input)": "a sequence, optional or map input "
+                                                           "(accel runs on tensors)"})
     ttype = vi.type.tensor_type
     dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(ttype.elem_type)).name
     dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")

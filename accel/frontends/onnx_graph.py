@@ -39,6 +39,11 @@ class GraphInfo:
             return t.tensor_type.elem_type
         return None
 
+    def is_tensor(self, name: str) -> bool:
+        """Whether a value is known to be a tensor (not a sequence, optional or map)."""
+        t = self._types.get(name)
+        return t is None or t.HasField("tensor_type")
+
     def shape(self, name: str) -> tuple | None:
         """The shape (ints, or None for unknown dims), or None if the rank is unknown."""
         t = self._types.get(name)

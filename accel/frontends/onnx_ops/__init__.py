@@ -15,7 +15,7 @@ GUARDS: dict[str, list[Callable]] = {}
 BUILTIN_OPS = frozenset({"If", "Constant"})
 #: the modules that register converters and guards (imported on first use: they need TVM)
 _MODULES = ("guards", "activations", "attention", "dropout", "elementwise", "layer_norm",
-            "loss", "quant", "rnn")
+            "loss", "pow", "quant", "rnn")
 _LOCK = threading.RLock()
 
 
@@ -83,7 +83,9 @@ def _named(op: str, cls: type) -> type:
 
         def convert(bb, inputs, attr, params):
             try:
-                return impl(bb, inputs, attr, params)
+                result = impl(bb, inputs, attr, params)
+                # normalize here, so a type error is blamed on this op, not the importer
+                return bb.normalize(result) if _is_expr(result) else result
             except ConverterFailed:
                 raise
             except Exception as exc:
@@ -92,6 +94,12 @@ def _named(op: str, cls: type) -> type:
         return convert
 
     return type(f"Accel{cls.__name__}", (), {"get_converter": staticmethod(get_converter)})
+
+
+def _is_expr(value) -> bool:
+    from tvm import relax
+
+    return isinstance(value, relax.Expr)
 
 
 def _first_line(exc: Exception) -> str:

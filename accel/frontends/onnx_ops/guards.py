@@ -22,6 +22,8 @@ def _attrs(node: onnx.NodeProto) -> dict:
 def exotic_dtype(node, info):
     """Tensors of a type TVM lacks; bfloat16 only where it crosses the numpy boundary."""
     for name in [*node.input, *node.output]:
+        if name in info.boundary and not info.is_tensor(name):
+            return "a sequence, optional or map model input or output (accel runs on tensors)"
         elem = info.elem_type(name) if name else None
         if elem in _NO_DTYPE:
             return f"dtype {_NO_DTYPE[elem]} (no TVM dtype for it)"
