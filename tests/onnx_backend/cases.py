@@ -12,6 +12,12 @@ EXPECTED_FILE = Path(__file__).with_name("expected_failures.txt")
 SLICE_EVERY = 10
 #: Categories left out of the slice: whole networks that take minutes to compile here.
 HEAVY_CATEGORIES = ("OnnxBackendRealModelTest",)
+#: Cases compared at a looser rtol than onnx's default 1e-3, each with why (name: rtol, reason).
+TOLERANCES = {
+    "test_attention_4d_causal_fp16_expanded": (
+        2e-3, "2 of 192 values one float16 ulp off: numpy's float16 matmul rounds the "
+              "accumulator to float16 after every step, no compiled kernel does"),
+}
 #: Outcome kinds; only "unsupported" and "error" may be listed as expected failures.
 KINDS = ("pass", "unsupported", "error", "wrong")
 
@@ -40,7 +46,9 @@ def backend_test():
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the generators overflow casts on purpose
-        return onnx.backend.test.BackendTest(accel.onnx_backend, __name__)
+        return onnx.backend.test.BackendTest(
+            accel.onnx_backend, __name__,
+            test_kwargs={name: {"rtol": rtol} for name, (rtol, _) in TOLERANCES.items()})
 
 
 @functools.cache

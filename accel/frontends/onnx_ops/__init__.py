@@ -14,8 +14,8 @@ GUARDS: dict[str, list[Callable]] = {}
 #: ops the importer handles itself, outside its converter map
 BUILTIN_OPS = frozenset({"If", "Constant"})
 #: the modules that register converters and guards (imported on first use: they need TVM)
-_MODULES = ("guards", "activations", "attention", "dropout", "elementwise", "layer_norm",
-            "loss", "pow", "quant", "rnn")
+_MODULES = ("guards", "activations", "attention", "dropout", "elementwise", "fp16",
+            "layer_norm", "loss", "pow", "quant", "reduce_minmax", "rnn", "sequence")
 _LOCK = threading.RLock()
 
 

@@ -25,7 +25,7 @@ class BitShift(OnnxOpConverter):
         fill = relax.op.zeros_like(x)
         if not left and not dtype(x).startswith("uint"):  # arithmetic shift: the sign remains
             fill = relax.op.where(relax.op.less(x, relax.const(0, dtype(x))),
-                                  relax.op.full_like(x, relax.const(-1, dtype(x))), fill)
+                                  relax.const(-1, dtype(x)), fill)
         return relax.op.where(out, fill, shifted)
 
 

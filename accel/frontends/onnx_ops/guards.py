@@ -90,3 +90,18 @@ def dropout_training(node, info):
         if mode is None or bool(mode):
             return "training mode (random; accel compiles for inference)"
     return None
+
+
+@guard("Resize")
+def resize_downsample(node, info):
+    attrs = _attrs(node)
+    mode = attrs.get("mode", b"nearest")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    if attrs.get("antialias", 0):
+        return "antialias=1 (TVM's converter ignores it)"
+    if mode == "nearest":
+        return None
+    scales = info.const(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+    if scales is not None and scales.size and (scales < 1).any():
+        return f"{mode} downsampling (TVM's interpolation differs from ONNX's)"
+    return None
