@@ -27,10 +27,19 @@ def fold_constants(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -
     folded = onnx.ModelProto()
     folded.CopyFrom(model)
     opset = next((o.version for o in model.opset_import if o.domain in _DEFAULT_DOMAINS), 1)
+    _drop_initializer_inputs(folded.graph)
     for _ in range(4):  # a folded shape can make the next shapes static
         if not _fold_once(folded, shapes, opset):
             break
     return folded
+
+
+def _drop_initializer_inputs(graph: onnx.GraphProto) -> None:
+    """Old models list weights among the graph inputs; accel binds them as constants."""
+    weights = {t.name for t in graph.initializer}
+    inputs = [vi for vi in graph.input if vi.name not in weights]
+    del graph.input[:]
+    graph.input.extend(inputs)
 
 
 def _fold_once(model: onnx.ModelProto, shapes: dict, opset: int) -> bool:

@@ -105,3 +105,53 @@ def resize_downsample(node, info):
     if scales is not None and scales.size and (scales < 1).any():
         return f"{mode} downsampling (TVM's interpolation differs from ONNX's)"
     return None
+
+
+_REDUCE = ("ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMean", "ReduceProd",
+           "ReduceSum", "ReduceSumSquare", "Trilu")
+
+
+@guard(*_REDUCE)
+def zero_size(node, info):
+    dims = info.shape(node.input[0])
+    if dims and 0 in dims:
+        return "a zero-size input (TVM's kernel rejects its strides)"
+    return None
+
+
+@guard("RMSNormalization")
+def rms_axis0(node, info):
+    dims = info.shape(node.input[0])
+    if dims and _attrs(node).get("axis", -1) % len(dims) == 0:
+        return "axis 0 (TVM fails to build it)"
+    return None
+
+
+@guard("MaxPool")
+def maxpool_indices(node, info):
+    if len(node.output) > 1 and node.output[1]:
+        return "the Indices output (TVM's converter has none)"
+    return None
+
+
+@guard("Split")
+def split_zero(node, info):
+    sizes = info.const(node.input[1]) if len(node.input) > 1 and node.input[1] else None
+    if sizes is not None and (sizes == 0).any():
+        return "zero-size splits (TVM needs increasing split points)"
+    return None
+
+
+@guard("TopK")
+def topk_uint64(node, info):
+    if info.elem_type(node.input[0]) == TensorProto.UINT64:
+        return "uint64 input (TVM's topk has no uint64)"
+    return None
+
+
+@guard("Resize")
+def resize_half_pixel_symmetric(node, info):
+    mode = _attrs(node).get("coordinate_transformation_mode", b"half_pixel")
+    if mode in (b"half_pixel_symmetric", "half_pixel_symmetric"):
+        return "coordinate_transformation_mode=half_pixel_symmetric (TVM lacks it)"
+    return None

@@ -78,3 +78,4 @@ class ReduceMin(_MinMax):
     """min, inf for all inf (or empty) sets."""
 
     sign = -1
+
