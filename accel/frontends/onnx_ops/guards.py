@@ -113,9 +113,11 @@ _REDUCE = ("ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMea
 
 @guard(*_REDUCE)
 def zero_size(node, info):
-    dims = info.shape(node.input[0])
-    if dims and 0 in dims:
-        return "a zero-size input (TVM's kernel rejects its strides)"
+    """A zero-size result, or any zero-size input for the ops that fail on one."""
+    dims, out = info.shape(node.input[0]), info.shape(node.output[0])
+    whole = node.op_type in ("ReduceLogSumExp", "Trilu")
+    if (out and 0 in out) or (whole and dims and 0 in dims):
+        return "a zero-size tensor (TVM's kernel rejects its strides)"
     return None
 
 
@@ -137,8 +139,8 @@ def maxpool_indices(node, info):
 @guard("Split")
 def split_zero(node, info):
     sizes = info.const(node.input[1]) if len(node.input) > 1 and node.input[1] else None
-    if sizes is not None and (sizes == 0).any():
-        return "zero-size splits (TVM needs increasing split points)"
+    if sizes is not None and (sizes.reshape(-1)[:-1] == 0).any():
+        return "zero-size splits before the last (TVM needs increasing split points)"
     return None
 
 
