@@ -31,7 +31,7 @@ _REDUCE = ("ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMax
 #: op -> input positions that fix the output shape or a build-time parameter
 SHAPE_OPERANDS = {**dict.fromkeys(_REDUCE, (1,)), "Reshape": (1,), "Expand": (1,), "Tile": (1,),
                   "Pad": (1, 2, 3), "Slice": (1, 2, 3, 4), "TopK": (1,), "Split": (1,),
-                  "OneHot": (1,), "CumSum": (1,), "Resize": (1, 2, 3), "Upsample": (1,),
+                  "OneHot": (1, 2), "CumSum": (1,), "Resize": (1, 2, 3), "Upsample": (1,),
                   "Squeeze": (1,), "Unsqueeze": (1,), "Trilu": (1,), "CenterCropPad": (1,),
                   "SplitToSequence": (1,), "AffineGrid": (1,), "CumProd": (1,)}
 #: a bound operand has at most this many elements

@@ -28,10 +28,35 @@ def fold_constants(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -
     folded.CopyFrom(model)
     opset = next((o.version for o in model.opset_import if o.domain in _DEFAULT_DOMAINS), 1)
     _drop_initializer_inputs(folded.graph)
+    _normalize_constants(folded.graph)
     for _ in range(4):  # a folded shape can make the next shapes static
         if not _fold_once(folded, shapes, opset):
             break
     return folded
+
+
+_SCALAR_ATTRS = {"value_float": np.float32, "value_int": np.int64}
+_LIST_ATTRS = {"value_floats": np.float32, "value_ints": np.int64}
+
+
+def _normalize_constants(graph: onnx.GraphProto) -> None:
+    """Rewrite Constant's value_float(s)/value_int(s) as a ``value`` tensor, in subgraphs too
+    (TVM's converter reads only ``value``; subgraphs are not folded here)."""
+    for node in graph.node:
+        for attr in node.attribute:
+            for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                _normalize_constants(sub)
+        if node.op_type != "Constant" or len(node.attribute) != 1:
+            continue
+        attr = node.attribute[0]
+        if attr.name in _SCALAR_ATTRS:
+            value = np.array(onnx.helper.get_attribute_value(attr), _SCALAR_ATTRS[attr.name])
+        elif attr.name in _LIST_ATTRS:
+            value = np.array(onnx.helper.get_attribute_value(attr), _LIST_ATTRS[attr.name])
+        else:
+            continue
+        del node.attribute[:]
+        node.attribute.append(onnx.helper.make_attribute("value", numpy_helper.from_array(value)))
 
 
 def _drop_initializer_inputs(graph: onnx.GraphProto) -> None:
