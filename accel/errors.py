@@ -46,10 +46,15 @@ class UnsupportedOpError(AccelError):
 
     exit_code = 5
 
-    def __init__(self, path: str, ops: dict[str, list[str]]):
+    def __init__(self, path: str, ops: dict[str, list[str]], *,
+                 reasons: dict[str, str] | None = None):
         self.ops = ops
-        parts = [f"{op} (nodes: {', '.join(nodes[:5])}{', ...' if len(nodes) > 5 else ''})"
-                 for op, nodes in sorted(ops.items())]
+        self.reasons = dict(reasons or {})
+        parts = []
+        for op, nodes in sorted(ops.items()):
+            why = f"{self.reasons[op]}; " if op in self.reasons else ""
+            more = ", ..." if len(nodes) > 5 else ""
+            parts.append(f"{op} ({why}nodes: {', '.join(nodes[:5])}{more})")
         super().__init__(f"{path}: unsupported operators: {'; '.join(parts)}")
 
 

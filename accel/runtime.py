@@ -197,7 +197,9 @@ def _to_tensor(spec: TensorSpec, value):
         value = np.from_dlpack(value)
     array = np.asarray(value)
     _check_signature(spec, str(array.dtype), tuple(array.shape))
-    if not array.flags.c_contiguous or array.ctypes.data % ALIGNMENT:
+    # DLPack cannot export a read-only array: those are copied too
+    if (not array.flags.c_contiguous or not array.flags.writeable
+            or array.ctypes.data % ALIGNMENT):
         array = _aligned_copy(array)
     return tvm_runtime.from_dlpack(array)
 

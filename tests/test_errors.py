@@ -69,8 +69,8 @@ def test_unsupported_ops_are_all_listed_with_node_names(tmp_path):
     with pytest.raises(errors.UnsupportedOpError) as info:
         accel.compile(path, output=tmp_path / "u.accel")
     message = str(info.value)
-    assert "com.example::MyCustomOp (nodes: custom1, custom2)" in message
-    assert "Det (nodes: det1)" in message
+    assert "com.example::MyCustomOp (no converter; nodes: custom1, custom2)" in message
+    assert "Det (no converter; nodes: det1)" in message
     assert "ok_relu" not in message
     assert not (tmp_path / "u.accel").exists()
 

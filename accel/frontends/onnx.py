@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import warnings
 from pathlib import Path
 
@@ -33,13 +35,30 @@ def import_file(path: Path, *, shapes: dict[str, tuple[int, ...]]) -> Model:
 def import_model(model: onnx.ModelProto, *, source: str, shapes: dict[str, tuple[int, ...]],
                  data: bytes | None = None) -> Model:
     """Import an in-memory ONNX model into a :class:`Model` with static input shapes."""
+    from .onnx_fold import fold_constants
+
     _check(model, source)
+    digest = sha256_bytes(data if data is not None else model.SerializeToString())
     inputs = _input_specs(model, source, shapes)
+    model = fold_constants(model, {t.name: t.shape for t in inputs})
     _check_ops(model, source)
     mod = _convert(model, source, inputs)
-    outputs = relax_outputs(mod, [o.name for o in model.graph.output])
-    digest = sha256_bytes(data if data is not None else model.SerializeToString())
+    try:
+        outputs = relax_outputs(mod, [o.name for o in model.graph.output])
+    except ShapeError as exc:
+        raise _dynamic_output(model, source, exc) from None
     return Model(mod, inputs, outputs, digest, source, "onnx")
+
+
+def _dynamic_output(model: onnx.ModelProto, source: str, exc: ShapeError) -> Exception:
+    """An output whose shape depends on input values: the op producing it is unsupported."""
+    name = exc.message.split("'")[1] if "'" in exc.message else ""
+    node = next((n for n in model.graph.node if name in n.output), None)
+    if node is None:
+        return exc
+    return UnsupportedOpError(source, {node.op_type: [node.name or name]},
+                              reasons={node.op_type: "its output shape depends on input values "
+                                                     "(accel compiles static shapes)"})
 
 
 def _check(model: onnx.ModelProto, source: str) -> None:
@@ -66,6 +85,10 @@ def _input_specs(model, source, shapes) -> tuple[TensorSpec, ...]:
 
 
 def _input_spec(vi: onnx.ValueInfoProto, source: str, override) -> TensorSpec:
+    if not vi.type.HasField("tensor_type"):
+        raise UnsupportedOpError(source, {"(model input)": [vi.name]},
+                                 reasons={"(model input)": "a sequence, optional or map input "
+                                                           "(accel runs on tensors)"})
     ttype = vi.type.tensor_type
     dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(ttype.elem_type)).name
     dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
@@ -78,9 +101,9 @@ def _input_spec(vi: onnx.ValueInfoProto, source: str, override) -> TensorSpec:
     if not ttype.HasField("shape"):
         raise ShapeError(f"{source}: input '{vi.name}' has no shape",
                          hint=f"give one with --input-shape {vi.name}=D0,D1,...")
-    dynamic = [f"dim {i} ('{d}')" for i, d in enumerate(dims) if not isinstance(d, int) or d <= 0]
+    dynamic = [f"dim {i} ('{d}')" for i, d in enumerate(dims) if not isinstance(d, int) or d < 0]
     if dynamic:
-        example = ",".join(str(d) if isinstance(d, int) and d > 0 else "N" for d in dims)
+        example = ",".join(str(d) if isinstance(d, int) and d >= 0 else "N" for d in dims)
         raise ShapeError(f"{source}: input '{vi.name}' has dynamic {', '.join(dynamic)} "
                          f"in shape {dims}",
                          hint=f"fix it with --input-shape {vi.name}={example} (N a number)")
@@ -88,10 +111,10 @@ def _input_spec(vi: onnx.ValueInfoProto, source: str, override) -> TensorSpec:
 
 
 def supported_ops() -> set[str]:
-    """ONNX op types that the importer converts."""
-    from tvm.relax.frontend.onnx import onnx_frontend
+    """ONNX op types that the importer converts (TVM's map, accel's converters, If, Constant)."""
+    from . import onnx_ops
 
-    return set(onnx_frontend._get_convert_map())
+    return set(onnx_ops.convert_map()) | onnx_ops.BUILTIN_OPS
 
 
 def _walk_nodes(graph: onnx.GraphProto):
@@ -103,15 +126,27 @@ def _walk_nodes(graph: onnx.GraphProto):
 
 
 def _check_ops(model: onnx.ModelProto, source: str) -> None:
+    """Refuse, all at once, ops with no converter and op forms a guard knows to be wrong."""
+    from . import onnx_ops
+    from .onnx_graph import GraphInfo
+
     known = supported_ops()
+    info = GraphInfo(model)
     missing: dict[str, list[str]] = {}
+    reasons: dict[str, str] = {}
     for i, node in enumerate(_walk_nodes(model.graph)):
         domain_ok = node.domain in _DEFAULT_DOMAINS
+        op = node.op_type if domain_ok else f"{node.domain}::{node.op_type}"
         if not domain_ok or node.op_type not in known:
-            op = node.op_type if domain_ok else f"{node.domain}::{node.op_type}"
+            reason = "no converter"
+        else:
+            checks = [*onnx_ops.GUARDS.get("*", ()), *onnx_ops.GUARDS.get(node.op_type, ())]
+            reason = next(filter(None, (check(node, info) for check in checks)), None)
+        if reason is not None:
             missing.setdefault(op, []).append(node.name or f"#{i}")
+            reasons.setdefault(op, reason)
     if missing:
-        raise UnsupportedOpError(source, missing)
+        raise UnsupportedOpError(source, missing, reasons=reasons)
 
 
 def _convert(model: onnx.ModelProto, source: str, inputs: tuple[TensorSpec, ...]):
@@ -120,11 +155,19 @@ def _convert(model: onnx.ModelProto, source: str, inputs: tuple[TensorSpec, ...]
     opset = next((o.version for o in model.opset_import if o.domain in _DEFAULT_DOMAINS), None)
     shape_dict = {t.name: list(t.shape) for t in inputs}
     dtype_dict = {t.name: t.dtype for t in inputs}
+    from . import onnx_ops
+
     try:
-        with warnings.catch_warnings():
+        # TVM prints every failing node's inputs to stdout before re-raising: keep that quiet
+        with warnings.catch_warnings(), onnx_ops.installed(), \
+                contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             return from_onnx(model, shape_dict=shape_dict, dtype_dict=dtype_dict, opset=opset,
                              keep_params_in_input=False)
+    except onnx_ops.ConverterFailed as exc:
+        raise UnsupportedOpError(source, {exc.op: [exc.node]},
+                                 reasons={exc.op: f"TVM's converter failed: {exc.message}"}
+                                 ) from exc
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
         raise InvalidModelError(f"{source}: the ONNX importer failed: {first[:300]}") from exc
