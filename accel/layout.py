@@ -22,9 +22,11 @@ def layout_passes(family: str, options: CompileOptions) -> list:
     from tvm import relax
 
     from .passes import FoldSimpleConstants
+    from .passes.convert_conv_layout import ConvertConvLayout
 
     layout = resolved_layout(family, options)
     if layout is Layout.NATIVE:
         return []
-    return [relax.transform.ConvertLayout(_CONVERT[layout]), relax.transform.Normalize(),
-            FoldSimpleConstants(), relax.transform.FoldConstant()]
+    return [ConvertConvLayout(_CONVERT[layout], [relax.transform.Normalize(),
+                                                 FoldSimpleConstants(),
+                                                 relax.transform.FoldConstant()])]

@@ -1,0 +1,37 @@
+"""ConvertConvLayout: relax's ConvertLayout, run only on modules that contain a convolution.
+
+ConvertLayout exists here for convolutions; on graphs without one it only adds risk (in TVM 0.27
+its layout inference fails on some elementwise max/min and recurrent graphs: "Invalid SLayout").
+"""
+
+from __future__ import annotations
+
+import tvm
+from tvm import relax
+
+_CONV_OPS = ("relax.nn.conv1d", "relax.nn.conv2d", "relax.nn.conv3d")
+
+
+def has_convolution(mod) -> bool:
+    """Whether any Relax function of the module calls a convolution."""
+    found = []
+
+    def visit(expr):
+        if isinstance(expr, relax.Call) and getattr(expr.op, "name", "") in _CONV_OPS:
+            found.append(expr)
+
+    for func in mod.functions.values():
+        if isinstance(func, relax.Function):
+            relax.analysis.post_order_visit(func.body, visit)
+    return bool(found)
+
+
+def ConvertConvLayout(desired: dict, then: list):  # noqa: N802 - passes are named like TVM's
+    """ConvertLayout(desired) followed by the ``then`` passes, when the module has a conv."""
+    inner = tvm.transform.Sequential([relax.transform.ConvertLayout(desired), *then])
+
+    @tvm.transform.module_pass(opt_level=0, name="accel.ConvertConvLayout")
+    def convert(mod, _ctx):
+        return inner(mod) if has_convolution(mod) else mod
+
+    return convert
