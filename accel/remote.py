@@ -17,6 +17,7 @@ import numpy as np
 from .artifact import Artifact, open_artifact
 from .errors import ArtifactError
 from .runtime import bind_inputs
+from .signature import NamedIO
 from .timing import Stats
 from .tuning.farm import FarmError, require_devices
 from .tuning.options import RPCOptions
@@ -95,7 +96,7 @@ def _last_line(exc: Exception) -> str:
     return (lines[-1] if lines else type(exc).__name__)[:300]
 
 
-class RemoteModule:
+class RemoteModule(NamedIO):
     """A model loaded on a remote device: call it with arrays, get numpy arrays back."""
 
     def __init__(self, artifact: Artifact, session):
@@ -106,16 +107,6 @@ class RemoteModule:
         self._kind = artifact.manifest["runtime"]["device"]
         self._device = session.device(_DEVICE_TYPES[self._kind], 0)
         self._vm = _remote_vm(artifact, session, self._kind)
-
-    @property
-    def input_names(self) -> list[str]:
-        """Input names, in call order."""
-        return [t.name for t in self.inputs]
-
-    @property
-    def output_names(self) -> list[str]:
-        """Output names, in return order."""
-        return [t.name for t in self.outputs]
 
     def __call__(self, *args, **kwargs) -> list[np.ndarray]:
         """Run once: send the inputs, run on the device, fetch the outputs."""

@@ -18,7 +18,7 @@ import numpy as np
 from . import env, tvm_runtime
 from .artifact import Artifact, open_artifact
 from .errors import ArtifactError, InputError
-from .signature import TensorSpec
+from .signature import NamedIO, TensorSpec
 
 #: Inputs whose data starts on this boundary are passed without a copy (TVM allocates so).
 ALIGNMENT = 64
@@ -85,7 +85,7 @@ def _load_library(artifact: Artifact, data: bytes, kind: str):
                                 f"{str(exc).strip().splitlines()[-1][:300]}") from exc
 
 
-class CompiledModule:
+class CompiledModule(NamedIO):
     """A loaded model: call it with arrays (by position or name), get numpy arrays back.
 
     Inputs may be numpy arrays or any DLPack tensor on the CPU (a torch tensor, say); a
@@ -104,16 +104,6 @@ class CompiledModule:
         self._device_id = device_id
         self._device = _device(artifact, device_id)
         self._local = threading.local()
-
-    @property
-    def input_names(self) -> list[str]:
-        """Input names, in call order."""
-        return [t.name for t in self.inputs]
-
-    @property
-    def output_names(self) -> list[str]:
-        """Output names, in return order."""
-        return [t.name for t in self.outputs]
 
     def __call__(self, *args, out: Sequence[np.ndarray] | None = None,
                  **kwargs) -> list[np.ndarray]:

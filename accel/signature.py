@@ -28,6 +28,23 @@ class TensorSpec:
         return f"{self.name}: {self.dtype}[{', '.join(map(str, self.shape))}]"
 
 
+class NamedIO:
+    """Mixin: ``input_names`` / ``output_names`` of a module with ``inputs`` / ``outputs``."""
+
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+
+    @property
+    def input_names(self) -> list[str]:
+        """Input names, in call order."""
+        return [t.name for t in self.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        """Output names, in return order."""
+        return [t.name for t in self.outputs]
+
+
 def parse_shape_option(text: str) -> tuple[str, tuple[int, ...]]:
     """Parse ``name=1,3,224,224`` (the --input-shape syntax) into a name and a shape."""
     from .errors import UsageError

@@ -13,6 +13,7 @@ import numpy as np
 from ..artifact import Artifact, open_artifact
 from ..errors import ArtifactError
 from ..runtime import bind_inputs
+from ..signature import NamedIO
 from .plan import CONSTANTS_MEMBER, PLAN_MEMBER, plan_from_members
 from .runner import OpenCLRunner
 
@@ -35,7 +36,7 @@ def load_emulated(path: str | os.PathLike, *, context=None) -> EmulatedModule:
                                                  context=context))
 
 
-class EmulatedModule:
+class EmulatedModule(NamedIO):
     """Call with arrays (by position or name); returns numpy outputs, like CompiledModule."""
 
     def __init__(self, artifact: Artifact, runner: OpenCLRunner):
@@ -43,16 +44,6 @@ class EmulatedModule:
         self.inputs = artifact.inputs
         self.outputs = artifact.outputs
         self._runner = runner
-
-    @property
-    def input_names(self) -> list[str]:
-        """Input names, in call order."""
-        return [t.name for t in self.inputs]
-
-    @property
-    def output_names(self) -> list[str]:
-        """Output names, in return order."""
-        return [t.name for t in self.outputs]
 
     def __call__(self, *args, **kwargs) -> list[np.ndarray]:
         """Check the inputs against the signature, run every kernel, return the outputs."""

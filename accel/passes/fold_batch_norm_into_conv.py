@@ -9,6 +9,8 @@ import tvm
 from tvm import relax
 from tvm.relax.expr_functor import PyExprVisitor, visitor
 
+from ._rewrite import rewrite_relax_functions
+
 _AFFINE = ("relax.add", "relax.subtract", "relax.multiply", "relax.divide")
 
 
@@ -129,9 +131,4 @@ class FoldBatchNormIntoConv:
 
     def transform_module(self, mod, _ctx):
         """Rewrite every Relax function of the module."""
-        updates = {gvar: _fold_function(func) for gvar, func in mod.functions_items()
-                   if isinstance(func, relax.Function)}
-        mod = mod.clone() if hasattr(mod, "clone") else tvm.IRModule(dict(mod.functions_items()))
-        for gvar, func in updates.items():
-            mod[gvar] = func
-        return relax.transform.Normalize()(mod)
+        return rewrite_relax_functions(mod, _fold_function)

@@ -9,6 +9,8 @@ import numpy as np
 import tvm
 from tvm import relax
 
+from ._rewrite import rewrite_relax_functions
+
 
 def _axes(attrs):
     return None if attrs.axes is None else [int(a) for a in attrs.axes]
@@ -101,9 +103,4 @@ class FoldSimpleConstants:
 
     def transform_module(self, mod, _ctx):
         """Fold in every Relax function of the module."""
-        updates = {gvar: _fold_function(func) for gvar, func in mod.functions_items()
-                   if isinstance(func, relax.Function)}
-        mod = mod.clone() if hasattr(mod, "clone") else tvm.IRModule(dict(mod.functions_items()))
-        for gvar, func in updates.items():
-            mod[gvar] = func
-        return relax.transform.Normalize()(mod)
+        return rewrite_relax_functions(mod, _fold_function)
