@@ -43,6 +43,15 @@ def sha256_json(value) -> str:
     return sha256_bytes(canonical_json(value).encode())
 
 
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()  # read once at import: os.umask can only be read by setting it
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it into place, else delete it.
@@ -56,6 +65,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; the result gets normal modes
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):

@@ -25,6 +25,9 @@ from .options import TuneOptions
 from .workdir import WorkDir
 
 _TUNABLE = ("x86-cpu", "arm-cpu", "cuda", "mali")
+#: A task whose first this-many trials all failed (a kernel crashing on random inputs, say)
+#: is not measured again: failures are recorded, never retried forever.
+_MAX_FAILED_TRIALS = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -259,13 +262,21 @@ class _Session:
     def _after_round(self, before: dict[str, int], open_ids: list[int]) -> None:
         snapshot = database.read(self.work.path)
         counts = snapshot.trials()
-        for i in open_ids:  # a task MetaSchedule gave nothing new has no candidate left
-            if counts.get(self.tasks[i].shash, 0) == before.get(self.tasks[i].shash, 0):
-                self.exhausted.add(self.tasks[i].shash)
+        best = snapshot.best()
+        for i in open_ids:
+            task, n = self.tasks[i], counts.get(self.tasks[i].shash, 0)
+            if n == before.get(task.shash, 0):  # MetaSchedule has no candidate left for it
+                self.exhausted.add(task.shash)
+            elif n >= _MAX_FAILED_TRIALS and task.shash not in best:
+                self.exhausted.add(task.shash)
+                self.progress(f"warning: every trial of {task.name} failed ({n}; see "
+                              f"{self.work.path / 'logs'}): no longer tuned, it keeps its "
+                              "default schedule")
         self._save_cost_model()
         point = {"trials": sum(counts.get(t.shash, 0) for t in self.tasks),
                  "elapsed_s": self._elapsed(), "estimated_ms": self._estimate(snapshot),
-                 "failed": snapshot.failures()}
+                 "failed": snapshot.failures(),
+                 "untimed": sum(t.shash not in best for t in self.tasks)}
         self.work.append_history(point)
         self.state["elapsed_s"] = point["elapsed_s"]
         self.work.write_state(self.state)
@@ -285,10 +296,10 @@ class _Session:
             self.progress(f"warning: could not save the cost model ({exc})")
 
     def _estimate(self, snapshot: database.Database) -> float | None:
+        """Weighted sum of the best times in ms, over the kernels that have a valid record."""
         best = snapshot.best()
-        if not all(t.shash in best for t in self.tasks):
-            return None
-        return 1e3 * sum(t.weight * best[t.shash] for t in self.tasks)
+        timed = [t for t in self.tasks if t.shash in best]
+        return 1e3 * sum(t.weight * best[t.shash] for t in timed) if timed else None
 
     def _line(self, point: dict, counts: dict[str, int]) -> str:
         total, done = self._total(), point["trials"]
@@ -296,8 +307,11 @@ class _Session:
         eta = rate * (total - done)
         if self.state["time_budget_s"] is not None:
             eta = min(eta, self.state["time_budget_s"] - point["elapsed_s"])
+        untimed = point["untimed"]
         estimate = (f"{point['estimated_ms']:.3f} ms" if point["estimated_ms"] is not None
-                    else "n/a (some task has no valid record yet)")
+                    else "n/a")
+        if untimed:
+            estimate += f" ({untimed} kernel(s) without a valid record left out)"
         open_tasks = len(self._open_tasks(counts))
         return (f"trials {done}/{total if total < 10_000 * len(self.tasks) else '-'}  "
                 f"tasks open {open_tasks}/{len(self.tasks)}  failed {point['failed']}  "
