@@ -126,3 +126,20 @@ def test_register_tile_fits_the_register_file(rows, channels, isa, expected):
                                          "neon64": (4, 32, 4, False)}[isa]
     assert pick_tile(channels, rows, lanes=lanes, registers=registers, vectors=vectors,
                      memory_operand=memory) == expected
+
+
+@pytest.mark.parametrize("op", ["Cosh", "Sinh"])
+def test_injective_keeps_intrinsics_llvm_cannot_vectorize_scalar(op, tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    import accel
+
+    vi = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [3, 64]) for n in "xy"]
+    model = helper.make_model(helper.make_graph([helper.make_node(op, ["x"], ["y"])], "g",
+                                                 vi[:1], vi[1:]),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    x = np.random.default_rng(0).standard_normal((3, 64)).astype(np.float32)
+    module = accel.load(accel.compile(model, output=tmp_path / "m.accel").path)
+    np.testing.assert_allclose(module(x)[0], getattr(np, op.lower())(x), rtol=1e-5, atol=1e-6)

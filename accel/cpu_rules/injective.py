@@ -6,6 +6,24 @@ from tvm.s_tir.dlight.cpu.base import CPUScheduleRule
 
 from .common import MIN_PARALLEL_ELEMENTS, extent, is_reduction, root_blocks, vector_lanes
 
+#: Intrinsics TVM 0.27's LLVM backend cannot lower once vectorized ("unknown intrinsic").
+_SCALAR_ONLY = frozenset({"tirx.sinh", "tirx.cosh", "tirx.asinh", "tirx.acosh", "tirx.atanh"})
+
+
+def calls_scalar_only(stmt) -> bool:
+    """Whether a block calls an intrinsic that must stay scalar."""
+    import tvm_ffi
+    from tvm import ir
+
+    found = []
+
+    def visit(call):
+        if getattr(call.op, "name", "") in _SCALAR_ONLY:
+            found.append(call)
+
+    tvm_ffi.structural_walk(stmt, [(ir.Call, visit)])
+    return bool(found)
+
 
 def schedule_spatial_block(sch, block, lanes: int) -> None:
     """Vectorize the innermost loop by ``lanes`` and parallelize the rest when it pays off."""
@@ -24,7 +42,7 @@ def schedule_spatial_block(sch, block, lanes: int) -> None:
         total *= e
     if total >= MIN_PARALLEL_ELEMENTS and loops:
         sch.parallel(sch.fuse(*loops) if len(loops) > 1 else loops[0])
-    if inner is not None:
+    if inner is not None and not calls_scalar_only(sch.get(block)):
         sch.vectorize(inner)
 
 

@@ -1,10 +1,13 @@
 """ConvertConvLayout: relax's ConvertLayout, run only on modules that contain a convolution.
 
 ConvertLayout exists here for convolutions; on graphs without one it only adds risk (in TVM 0.27
-its layout inference fails on some elementwise max/min and recurrent graphs: "Invalid SLayout").
+its layout inference fails on some elementwise max/min and recurrent graphs: "Invalid SLayout"),
+and where it fails on a graph with one (5-D reshapes), the model keeps its own layout.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import tvm
 from tvm import relax
@@ -32,6 +35,13 @@ def ConvertConvLayout(desired: dict, then: list):  # noqa: N802 - passes are nam
 
     @tvm.transform.module_pass(opt_level=0, name="accel.ConvertConvLayout")
     def convert(mod, _ctx):
-        return inner(mod) if has_convolution(mod) else mod
+        if not has_convolution(mod):
+            return mod
+        try:
+            return inner(mod)
+        except Exception as exc:  # TVM's layout inference rejects some graphs (5-D reshapes)
+            warnings.warn(f"layout conversion skipped, the model keeps its own layout "
+                          f"({str(exc).strip().splitlines()[-1][:160]})", stacklevel=1)
+            return mod
 
     return convert
