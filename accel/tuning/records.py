@@ -35,28 +35,27 @@ def roots(explicit: str | os.PathLike | None = None) -> list[Path]:
     return [data_dir("tuning_logs"), user_root(explicit)]
 
 
-def record_files(target_name: str, explicit: str | os.PathLike | None = None) -> list[Path]:
-    """Every record file for the target, over all fingerprints, in every root."""
-    found = []
-    for root in roots(explicit):
+def _record_files(target_name: str, explicit):
+    for order, root in enumerate(roots(explicit)):
         folder = root / target_name
         if folder.is_dir():
-            found += sorted(p for p in folder.rglob("*.json") if p.is_file())
-    return found
+            for path in sorted(p for p in folder.rglob("*.json") if p.is_file()):
+                yield order, path.relative_to(root), path
 
 
 def tuning_digest(spec, explicit: str | os.PathLike | None = None) -> str | None:
-    """sha256 over the target's record files (paths and contents); None when there are none.
+    """sha256 over the target's record files (root order, relative paths, contents); None when
+    there are none.
 
     Part of every compile cache key (computed without TVM), so new or changed records are never
-    silently ignored by a cached artifact.
+    silently ignored by a cached artifact; where accel is installed does not change it.
     """
-    files = record_files(spec.name, explicit)
+    files = list(_record_files(spec.name, explicit))
     if not files:
         return None
     digest = hashlib.sha256()
-    for path in files:
-        digest.update(str(path).encode() + b"\0")
+    for order, relative, path in files:
+        digest.update(f"{order}:{relative}".encode() + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
 
