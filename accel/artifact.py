@@ -13,7 +13,7 @@ from typing import Any
 
 from .errors import ArtifactError
 from .fsutil import atomic_path, canonical_json, sha256_bytes
-from .signature import TensorSpec
+from .signature import ManifestIO
 
 FORMAT = "accel-artifact"
 FORMAT_VERSION = 1
@@ -22,23 +22,13 @@ SIGNATURE = "manifest.sig"
 
 
 @dataclasses.dataclass(frozen=True)
-class Artifact:
+class Artifact(ManifestIO):
     """A compiled model on disk: its path and its manifest."""
 
     path: Path
     manifest: dict[str, Any]
     #: True when ``accel.compile`` took it from the compile cache.
     cached: bool = False
-
-    @property
-    def inputs(self) -> tuple[TensorSpec, ...]:
-        """Input signature, in call order."""
-        return tuple(TensorSpec.from_json(t) for t in self.manifest["inputs"])
-
-    @property
-    def outputs(self) -> tuple[TensorSpec, ...]:
-        """Output signature, in return order."""
-        return tuple(TensorSpec.from_json(t) for t in self.manifest["outputs"])
 
     @property
     def target_name(self) -> str:

@@ -275,14 +275,21 @@ def _check_cuda(executable, spec: TargetSpec) -> list[dict]:
     return ptxas_report(executable)
 
 
-def _manifest(model, spec, options, lib_name, lib_bytes, report) -> dict:
+def manifest_head(model: Model, spec: TargetSpec, fmt: str, version: int) -> dict:
+    """The fields every accel output's manifest starts with: format, model, signature, target."""
     return {
-        "format": FORMAT, "format_version": FORMAT_VERSION,
+        "format": fmt, "format_version": version,
         "model": {"source": model.source, "format": model.format, "sha256": model.sha256},
         "inputs": [t.to_json() for t in model.inputs],
         "outputs": [t.to_json() for t in model.outputs],
         "target": {"name": spec.name, "family": spec.family, "tvm": spec.resolved(),
                    "fingerprint": spec.fingerprint()},
+    }
+
+
+def _manifest(model, spec, options, lib_name, lib_bytes, report) -> dict:
+    return {
+        **manifest_head(model, spec, FORMAT, FORMAT_VERSION),
         "runtime": {"arch": spec.arch, "device": spec.device,
                     "cpu_features": list(spec.cpu_features)},
         "library": {"path": lib_name, "format": spec.export_format,

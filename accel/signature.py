@@ -45,6 +45,22 @@ class NamedIO:
         return [t.name for t in self.outputs]
 
 
+class ManifestIO(NamedIO):
+    """Mixin: ``inputs`` / ``outputs`` read off a ``manifest`` dict (artifacts, C packages)."""
+
+    manifest: dict[str, Any]
+
+    @property
+    def inputs(self) -> tuple[TensorSpec, ...]:
+        """Input signature, in call order."""
+        return tuple(TensorSpec.from_json(t) for t in self.manifest["inputs"])
+
+    @property
+    def outputs(self) -> tuple[TensorSpec, ...]:
+        """Output signature, in return order."""
+        return tuple(TensorSpec.from_json(t) for t in self.manifest["outputs"])
+
+
 def parse_shape_option(text: str) -> tuple[str, tuple[int, ...]]:
     """Parse ``name=1,3,224,224`` (the --input-shape syntax) into a name and a shape."""
     from .errors import UsageError

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import AccelError, CompileError, UsageError
 from ..fsutil import sha256_bytes
-from ..signature import TensorSpec
+from ..signature import ManifestIO
 from ..versions import versions
 from . import emit, toolchain
 from .graph import lower_graph
@@ -30,21 +30,12 @@ _STOP_AT = ("lower", "finalize")
 
 
 @dataclasses.dataclass(frozen=True)
-class CPackage:
+class CPackage(ManifestIO):
     """A C package folder on disk and its manifest (the micro counterpart of an Artifact)."""
 
     path: Path
     manifest: dict[str, Any]
 
-    @property
-    def inputs(self) -> tuple[TensorSpec, ...]:
-        """Input signature, in call order."""
-        return tuple(TensorSpec.from_json(t) for t in self.manifest["inputs"])
-
-    @property
-    def outputs(self) -> tuple[TensorSpec, ...]:
-        """Output signature, in call order (after the inputs)."""
-        return tuple(TensorSpec.from_json(t) for t in self.manifest["outputs"])
 
 
 def compile_package(model, spec, *, options, output, dump_ir=None,
@@ -194,13 +185,12 @@ def _replace_dir(tmp: Path, out: Path) -> None:
 
 
 def _manifest(model, spec, options, files, plan, graph, sizes, timings) -> dict:
+    from ..compiler import manifest_head
+
+    head = manifest_head(model, spec, FORMAT, FORMAT_VERSION)
+    head["target"]["cflags"] = list(spec.cflags)
     return {
-        "format": FORMAT, "format_version": FORMAT_VERSION,
-        "model": {"source": model.source, "format": model.format, "sha256": model.sha256},
-        "inputs": [t.to_json() for t in model.inputs],
-        "outputs": [t.to_json() for t in model.outputs],
-        "target": {"name": spec.name, "family": spec.family, "tvm": spec.resolved(),
-                   "fingerprint": spec.fingerprint(), "cflags": list(spec.cflags)},
+        **head,
         "call": "int accel_model_run(" + ", ".join(
             ["const " + emit.c_type(t.dtype) + " *" for t in model.inputs]
             + [emit.c_type(t.dtype) + " *" for t in model.outputs]) + ")",
