@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import CompileError, ShapeError
+from ..errors import CompileError
+from ..frontends import static_tensor_info
 
 #: Buffer kinds: graph inputs and outputs live in the caller's memory, weights in flash,
 #: temps (and per-kernel workspaces) in the arena.
@@ -51,18 +52,6 @@ class Graph:
     #: (output index, source buffer id) for outputs that are not written by a kernel in place.
     copies: tuple[tuple[int, int], ...]
     kernels: Any  # IRModule of the PrimFuncs that are called
-
-
-def _tensor_info(ty, what: str) -> tuple[tuple[int, ...], str]:
-    from tvm import relax
-
-    if not isinstance(ty, relax.TensorType) or ty.shape is None:
-        raise ShapeError(f"{what} is not a tensor with a static shape ({ty})")
-    dims = [getattr(d, "value", None) for d in ty.shape.values]
-    if any(d is None for d in dims):
-        raise ShapeError(f"{what} has a dynamic shape {ty.shape}",
-                         hint="pin the input shapes with --input-shape")
-    return tuple(int(d) for d in dims), str(ty.dtype)
 
 
 class _Walker:
@@ -132,7 +121,7 @@ class _Walker:
     def outputs_of(self, var, call) -> tuple[int, ...]:
         tys = list(call.ty.fields) if self.is_tuple(call.ty) else [call.ty]
         return tuple(self.new(f"{var.name}_{i}" if len(tys) > 1 else var.name,
-                              *_tensor_info(ty, f"value {var.name}"), "temp")
+                              *static_tensor_info(ty, f"value {var.name}"), "temp")
                      for i, ty in enumerate(tys))
 
 
@@ -144,7 +133,7 @@ def lower_graph(mod, *, inputs: list[str], outputs: list[str]) -> Graph:
     func = mod["main"]
     walker = _Walker(mod, inputs, outputs)
     for i, (param, name) in enumerate(zip(func.params, inputs, strict=True)):
-        walker.values[param] = walker.new(name, *_tensor_info(param.ty, f"input {name}"),
+        walker.values[param] = walker.new(name, *static_tensor_info(param.ty, f"input {name}"),
                                           "input", i)
     for block in func.body.blocks:
         for binding in block.bindings:
