@@ -24,7 +24,7 @@ def compile(model, target: str | TargetSpec | None = None, *,
             options: CompileOptions | None = None, output: str | os.PathLike | None = None,
             example_inputs=None, dump_ir: str | os.PathLike | None = None,
             signing_key: bytes | None = None, cache: str | CachePolicy | None = None,
-            cache_dir: str | os.PathLike | None = None) -> Artifact:
+            cache_dir: str | os.PathLike | None = None, calibration=None) -> Artifact:
     """Compile a model for a named target into a one-file artifact, reusing the compile cache.
 
     Parameters
@@ -46,27 +46,36 @@ def compile(model, target: str | TargetSpec | None = None, *,
         Cache policy; default ``$ACCEL_CACHE``, else ``on``.
     cache_dir : path, optional
         accel's cache folder; default ``$ACCEL_CACHE_DIR``, else the user cache folder.
+    calibration : path or iterable of dicts, optional
+        For ``options.quantize`` int8: a folder of ``.npz`` input sets, or ``{input name:
+        array}`` dicts. Their content digest keys the cache.
 
     Returns
     -------
     Artifact
         ``artifact.cached`` tells whether it came from the cache.
     """
+    from .quantize import check_calibration
+
     options = options or CompileOptions()
     spec = get_target(target)
+    check_calibration(options.quantize, calibration)
     if spec.is_micro:  # a C package folder (accel/micro), not a one-file artifact: uncached
         from .micro import compile_package, toolchain
 
         toolchain.require_compiler(spec)
         model = load_model(model, example_inputs=example_inputs, options=options)
+        model = _quantized(model, spec, options, _calibration_sets(calibration, model))
         return compile_package(model, spec, options=options, output=output, dump_ir=dump_ir,
                                signing_key=signing_key)
     policy = CachePolicy.parse(cache)
     if dump_ir is not None and policy.reads:  # a dump needs the passes to run
         policy = CachePolicy.REDO if policy.writes else CachePolicy.OFF
     digest, prepared = source_digest(model, example_inputs=example_inputs)
+    calibration, calibration_id = _calibration_key(calibration)
     key = cache_key({"model": digest, "target": spec.identity(), "options": options.to_json(),
-                     "tuning": tuning_digest(spec, options.tuning_logs), "versions": versions()})
+                     "tuning": tuning_digest(spec, options.tuning_logs), "versions": versions(),
+                     **({"calibration": calibration_id} if calibration_id else {})})
     store = CompileCache.default(cache_dir)
     hit = store.lookup(key) if policy.reads else None
     if hit is not None:
@@ -77,19 +86,56 @@ def compile(model, target: str | TargetSpec | None = None, *,
             return _deliver(hit, output, signing_key, store)
         return _compile_new(prepared, spec, options, key, store, policy, output,
                             example_inputs=example_inputs, dump_ir=dump_ir,
-                            signing_key=signing_key)
+                            signing_key=signing_key, calibration=calibration)
+
+
+def _calibration_key(calibration):
+    """Calibration data in a form read once, and its identity for the cache key.
+
+    A folder or file is keyed by its content without a model at hand: the sets are read
+    as they are, checked against the model's inputs later (``_calibration_sets``).
+    """
+    if calibration is None:
+        return None, None
+    from .quantize.calibration import calibration_digest, read_sets
+
+    sets = read_sets(calibration)
+    return sets, calibration_digest(sets)
+
+
+def _calibration_sets(calibration, model):
+    if calibration is None:
+        return None
+    from .quantize.calibration import load_calibration
+
+    return load_calibration(calibration, model.inputs)
+
+
+def _quantized(model, spec, options, calibration):
+    """The model rewritten by ``options.quantize`` (unchanged when it is None)."""
+    if options.quantize is None:
+        return model
+    from .quantize import apply_quantization
+
+    return apply_quantization(model, spec, options.quantize, calibration)
 
 
 def _compile_new(model, spec, options, key, store, policy, output, *, example_inputs, dump_ir,
-                 signing_key) -> Artifact:
+                 signing_key, calibration=None) -> Artifact:
     """Import, build and write a fresh artifact; store it in the cache when the policy writes."""
     started = time.perf_counter()
     model = load_model(model, example_inputs=example_inputs, options=options)
     import_s = time.perf_counter() - started
+    if options.quantize is not None:
+        started = time.perf_counter()
+        model = _quantized(model, spec, options, _calibration_sets(calibration, model))
+        quantize_s = time.perf_counter() - started
     # TVM's build leaves state on the module's functions: the OpenCL plan needs a clean copy.
     pristine = _copy_module(model.mod) if spec.device == "opencl" else None
     executable, report, spec = build(model, spec, options, dump_ir=dump_ir)
     report["phases"].insert(0, {"name": "import", "seconds": round(import_s, 4)})
+    if options.quantize is not None:
+        report["phases"].insert(1, {"name": "quantize", "seconds": round(quantize_s, 4)})
     manifest, members = _package(model, spec, options, executable, report)
     if pristine is not None:  # what accel.opencl needs to run the kernels without TVM
         from .opencl.plan import artifact_members

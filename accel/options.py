@@ -60,6 +60,9 @@ class CompileOptions:
     tuning_logs: str | None = None
     #: Convolution layout; None means the target family's default (``accel.layout``).
     desired_layout: Layout | None = None
+    #: Quantization (``accel.quantize.QuantizeOptions``); None compiles in float32. The
+    #: calibration data is not an option: its digest keys the cache beside the options.
+    quantize: Any = None
 
     def __post_init__(self):
         object.__setattr__(self, "opt_level", OptLevel.parse(self.opt_level))
@@ -69,11 +72,19 @@ class CompileOptions:
         object.__setattr__(self, "input_shapes",
                            tuple(sorted((n, tuple(int(d) for d in s)) for n, s in shapes.items())))
         object.__setattr__(self, "disabled_passes", tuple(sorted(set(self.disabled_passes))))
+        if self.quantize is not None:
+            from .quantize import QuantizeOptions
+
+            q = self.quantize
+            if not isinstance(q, QuantizeOptions):
+                q = QuantizeOptions(**q) if isinstance(q, dict) else QuantizeOptions(mode=q)
+            object.__setattr__(self, "quantize", q)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-able dict, stored in the artifact manifest."""
         return {"opt_level": self.opt_level.name,
                 "input_shapes": {n: list(s) for n, s in self.input_shapes},
                 "disabled_passes": list(self.disabled_passes),
-                "desired_layout": self.desired_layout and self.desired_layout.value}
+                "desired_layout": self.desired_layout and self.desired_layout.value,
+                "quantize": self.quantize and self.quantize.to_json()}
 

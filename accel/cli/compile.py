@@ -23,6 +23,22 @@ def add_arguments(parser) -> None:
                              "of the target's object archive")
     parser.add_argument("--cache", default=None, metavar="POLICY",
                         help="compile cache: on, off, readonly, redo (default $ACCEL_CACHE or on)")
+    quant = parser.add_argument_group("quantization")
+    quant.add_argument("--quantize", metavar="MODE", default=None,
+                       help="int8 (calibrated), fp16, int8-weight or int4-weight")
+    quant.add_argument("--calibration", metavar="DATA", default=None,
+                       help="int8: a folder of .npz input sets (one per file)")
+    quant.add_argument("--observer", default="entropy",
+                       help="int8 activation ranges: minmax, percentile or entropy (default)")
+    quant.add_argument("--percentile", type=float, default=99.99,
+                       help="the percentile observer's percentile (default 99.99)")
+    quant.add_argument("--keep-float", action="append", default=[], metavar="NAME",
+                       help="leave this layer in float (repeatable)")
+    quant.add_argument("--sensitivity", type=float, default=None, metavar="ERR",
+                       help="int8: leave in float each layer whose own relative error "
+                            "exceeds ERR on the calibration data")
+    quant.add_argument("--group-size", type=int, default=128,
+                       help="weight-only modes: input channels per scale (default 128)")
     parser.add_argument("-v", "--verbose", action="store_true", help="print the compile report")
 
 
@@ -36,14 +52,16 @@ def run(args) -> int:
     options = CompileOptions(opt_level=args.opt,
                              input_shapes=dict(map(parse_shape_option, args.input_shape)),
                              disabled_passes=tuple(args.disable_pass),
-                             desired_layout=args.desired_layout)
+                             desired_layout=args.desired_layout,
+                             quantize=_quantize_options(args))
     spec = get_target(args.target, targets_dir=args.targets_dir)
     if args.toolchain:
         from ..ndk import with_toolchain
 
         spec = with_toolchain(spec, args.toolchain)
     artifact = compile_model(args.model, spec, options=options, output=args.output,
-                             dump_ir=args.dump_ir, cache=args.cache)
+                             dump_ir=args.dump_ir, cache=args.cache,
+                             calibration=args.calibration)
     if spec.is_micro:
         from ..micro.report import print_report
 
@@ -60,3 +78,14 @@ def run(args) -> int:
             kernels = f"  kernels={phase['kernels']}" if "kernels" in phase else ""
             print(f"  {phase['name']:16} {phase['seconds']:8.3f} s{kernels}")
     return 0
+
+
+def _quantize_options(args):
+    """QuantizeOptions from the quantization flags; None without --quantize."""
+    if args.quantize is None:
+        return None
+    from ..quantize import QuantizeOptions
+
+    return QuantizeOptions(mode=args.quantize, observer=args.observer,
+                           percentile=args.percentile, keep_float=tuple(args.keep_float),
+                           sensitivity=args.sensitivity, group_size=args.group_size)

@@ -1,0 +1,10 @@
+"""Quantization mode 'weight_only' (placeholder until it lands: refuses with a clear message)."""
+
+from __future__ import annotations
+
+from ..errors import UsageError
+
+
+def quantize_weights(model, spec, options):
+    """Not implemented yet."""
+    raise UsageError(f"--quantize {options.mode.value} is not implemented yet")
