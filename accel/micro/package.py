@@ -103,8 +103,7 @@ def _fused_module(model, spec, options, dump_ir):
     instruments = [tvm.ir.instrument.DumpIR(str(dump_ir), refresh=True)] if dump_ir else []
     with target, tvm.transform.PassContext(opt_level=3, instruments=instruments,
                                            disabled_pass=list(options.disabled_passes)):
-        passes = [p for name, ps in build_passes(spec, target, options) if name not in _STOP_AT
-                  for p in ps]
+        passes = _micro_passes(build_passes(spec, target, options))
         # After the family's schedule phase: kernels it left unscheduled get the inline rule.
         passes += [dlight.ApplyDefaultSchedule(inline_rule()),
                    relax.transform.RewriteDataflowReshape()]
@@ -116,6 +115,22 @@ def _fused_module(model, spec, options, dump_ir):
             last = [ln for ln in str(exc).splitlines() if ln.strip()][-1:] or ["?"]
             raise CompileError(f"{model.source}: lowering for target '{spec.name}' failed: "
                                f"{last[0][:300]}") from exc
+
+
+def _micro_passes(phases) -> list:
+    """The family's phases up to _STOP_AT; float64 demoted first, int weights narrowed just
+    before legalization (after the last constant folding of whole expressions)."""
+    from .narrow_weights import NarrowIntWeights
+    from .single_precision import DemoteFloat64
+
+    passes = [DemoteFloat64()]
+    for name, ps in phases:
+        if name in _STOP_AT:
+            continue
+        if name == "legalize":
+            passes.append(NarrowIntWeights())
+        passes += ps
+    return passes
 
 
 def _files(model, spec, graph, plan, kernels) -> dict[str, str]:
