@@ -28,6 +28,33 @@ def narrowest(value: np.ndarray) -> np.ndarray | None:
     return None
 
 
+def constant_value(mutator, expr, depth: int = 0) -> np.ndarray | None:
+    """The value of ``expr`` when it is integer arithmetic on constants, else None."""
+    if isinstance(expr, tvm.ir.GenericConst):
+        return expr.value.numpy()
+    if depth > 8:
+        return None
+    if isinstance(expr, relax.Var):
+        bound = mutator.lookup_binding(expr)
+        return None if bound is None else constant_value(mutator, bound, depth + 1)
+    if not isinstance(expr, relax.Call) or not isinstance(expr.op, tvm.ir.Op):
+        return None
+    name = expr.op.name
+    if name == "relax.reshape" and isinstance(expr.args[1], relax.ShapeExpr):
+        value = constant_value(mutator, expr.args[0], depth + 1)
+        shape = [int(v) for v in expr.args[1].values]
+        return None if value is None else value.reshape(shape)
+    if name == "relax.astype":
+        value = constant_value(mutator, expr.args[0], depth + 1)
+        return None if value is None else value.astype(str(expr.attrs.dtype))
+    if name in _INT_OPS:
+        a, b = (constant_value(mutator, x, depth + 1) for x in expr.args)
+        if a is None or b is None or a.dtype != b.dtype or a.dtype.kind not in "iu":
+            return None
+        return _INT_OPS[name](a, b).astype(a.dtype)
+    return None
+
+
 @mutator
 class _Narrower(PyExprMutator):
     def __init__(self, mod):
@@ -44,39 +71,13 @@ class _Narrower(PyExprMutator):
             return call
         args = list(call.args)
         for i, arg in enumerate(args):
-            value = self.constant(arg)
+            value = constant_value(self, arg)
             if value is not None:
                 narrow = narrowest(value)
                 if narrow is not None and value.dtype.itemsize <= np.dtype(out_dtype).itemsize:
                     self.saved += value.nbytes - narrow.nbytes
                     args[i] = relax.const(narrow)
         return relax.Call(call.op, args, call.attrs, call.ty_args)
-
-    def constant(self, expr, depth: int = 0) -> np.ndarray | None:
-        """The value of ``expr`` when it is integer arithmetic on constants, else None."""
-        if isinstance(expr, tvm.ir.GenericConst):
-            return expr.value.numpy()
-        if depth > 8:
-            return None
-        if isinstance(expr, relax.Var):
-            bound = self.lookup_binding(expr)
-            return None if bound is None else self.constant(bound, depth + 1)
-        if not isinstance(expr, relax.Call) or not isinstance(expr.op, tvm.ir.Op):
-            return None
-        name = expr.op.name
-        if name == "relax.reshape" and isinstance(expr.args[1], relax.ShapeExpr):
-            value = self.constant(expr.args[0], depth + 1)
-            shape = [int(v) for v in expr.args[1].values]
-            return None if value is None else value.reshape(shape)
-        if name == "relax.astype":
-            value = self.constant(expr.args[0], depth + 1)
-            return None if value is None else value.astype(str(expr.attrs.dtype))
-        if name in _INT_OPS:
-            a, b = (self.constant(x, depth + 1) for x in expr.args)
-            if a is None or b is None or a.dtype != b.dtype or a.dtype.kind not in "iu":
-                return None
-            return _INT_OPS[name](a, b).astype(a.dtype)
-        return None
 
 
 @tvm.transform.module_pass(opt_level=0, name="accel.micro.NarrowIntWeights")

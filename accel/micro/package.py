@@ -118,9 +118,11 @@ def _fused_module(model, spec, options, dump_ir):
 
 
 def _micro_passes(phases) -> list:
-    """The family's phases up to _STOP_AT; float64 demoted first, int weights narrowed just
-    before legalization (after the last constant folding of whole expressions)."""
+    """The family's phases up to _STOP_AT; float64 demoted first; just before legalization
+    (after the last folding of whole expressions) 8-bit tensors fed to integer convs and
+    matmuls directly, and integer weights narrowed."""
     from .narrow_weights import NarrowIntWeights
+    from .raw_int_inputs import RawIntInputs
     from .single_precision import DemoteFloat64
 
     passes = [DemoteFloat64()]
@@ -128,7 +130,7 @@ def _micro_passes(phases) -> list:
         if name in _STOP_AT:
             continue
         if name == "legalize":
-            passes.append(NarrowIntWeights())
+            passes += [RawIntInputs(), NarrowIntWeights()]
         passes += ps
     return passes
 
