@@ -23,8 +23,7 @@ class _Uncenter(PyExprMutator):
     def __init__(self, mod):
         super().__init__(mod)
         self.conv2d, self.matmul = tvm.ir.Op.get("relax.nn.conv2d"), tvm.ir.Op.get("relax.matmul")
-        self.ops = {"subtract": tvm.ir.Op.get("relax.subtract"),
-                    "astype": tvm.ir.Op.get("relax.astype")}
+        self.ops = {name: tvm.ir.Op.get(f"relax.{name}") for name in ("subtract", "astype", "add")}
         self.rewritten = 0
 
     def centered(self, expr):
@@ -41,6 +40,8 @@ class _Uncenter(PyExprMutator):
 
     def visit_call_(self, call):
         call = super().visit_call_(call)
+        if call.op.same_as(self.ops["add"]):
+            return self.folded_bias(call)
         if not (call.op.same_as(self.conv2d) or call.op.same_as(self.matmul)) or \
                 str(call.attrs.out_dtype) != "int32":
             return call
@@ -85,6 +86,27 @@ class _Uncenter(PyExprMutator):
             return None
         acc = self.builder_.emit(acc)
         return relax.op.subtract(acc, relax.const(correction.astype(np.int32)))
+
+    def is_accumulator(self, expr) -> bool:
+        """Whether ``expr`` is bound to an int32 conv2d or matmul."""
+        acc = self.lookup_binding(expr) if isinstance(expr, relax.Var) else None
+        return isinstance(acc, relax.Call) and \
+            (acc.op.same_as(self.conv2d) or acc.op.same_as(self.matmul)) and \
+            str(acc.attrs.out_dtype) == "int32"
+
+    def folded_bias(self, call):
+        """``(acc - correction) + bias`` as ``acc + (bias - correction)``: one constant."""
+        sub = self.lookup_binding(call.args[0]) if isinstance(call.args[0], relax.Var) else None
+        bias = constant_value(self, call.args[1])
+        if not isinstance(sub, relax.Call) or not sub.op.same_as(self.ops["subtract"]) or \
+                not isinstance(sub.args[1], tvm.ir.GenericConst) or bias is None or \
+                bias.dtype != np.int32 or not self.is_accumulator(sub.args[0]):
+            return call
+        acc, correction = sub.args
+        merged = bias.astype(np.int64) - correction.value.numpy().astype(np.int64)
+        if np.abs(merged).max() >= 2**31:
+            return call
+        return relax.op.add(acc, relax.const(merged.astype(np.int32)))
 
 
 @tvm.transform.module_pass(opt_level=0, name="accel.micro.RawIntInputs")

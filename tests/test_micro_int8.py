@@ -1,0 +1,155 @@
+"""Int8 C packages: onnxruntime-quantized models (QOperator and QDQ) on the host and Cortex-M."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper, numpy_helper
+
+import accel
+from accel.micro import harness
+
+from . import models
+from .conftest import require_tool
+
+#: The int8 packages and onnxruntime agree to float32 rounding of the final softmax: every
+#: requantize rounds the same way (exact int32 sums, float32 scale, half to even).
+ATOL = 1e-5
+FORMATS = ("QOperator", "QDQ")
+
+
+def _gemm_as_matmul(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Gemm(x, W, b, transB=1) as MatMul + Add: onnxruntime quantizes MatMul to the standard
+    QLinearMatMul (Gemm would become com.microsoft's QGemm)."""
+    inits = {t.name: t for t in model.graph.initializer}
+    nodes = []
+    for node in model.graph.node:
+        if node.op_type != "Gemm":
+            nodes.append(node)
+            continue
+        w = numpy_helper.to_array(inits[node.input[1]])
+        inits[node.input[1]].CopyFrom(numpy_helper.from_array(np.ascontiguousarray(w.T),
+                                                              node.input[1]))
+        nodes += [helper.make_node("MatMul", node.input[:2], [node.output[0] + "_mm"],
+                                   name=node.name + "_mm"),
+                  helper.make_node("Add", [node.output[0] + "_mm", node.input[2]], node.output,
+                                   name=node.name + "_bias")]
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    return model
+
+
+def quantized(model: onnx.ModelProto, fmt: str, work) -> onnx.ModelProto:
+    """``model`` quantized by onnxruntime (static, int8 activations and weights, calibrated on
+    random inputs): BatchNorm folded by its pre-processing, then Conv, MatMul and Relu."""
+    from onnxruntime import quantization as q
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(q.CalibrationDataReader):
+        def __init__(self):
+            self.sets = iter([models.feeds_for(model, seed=s) for s in range(10, 18)])
+
+        def get_next(self):
+            return next(self.sets, None)
+
+    onnx.save(model, work / "float.onnx")
+    quant_pre_process(str(work / "float.onnx"), str(work / "pre.onnx"))
+    onnx.save(_gemm_as_matmul(onnx.load(work / "pre.onnx")), work / "pre.onnx")
+    q.quantize_static(str(work / "pre.onnx"), str(work / f"{fmt}.onnx"), Reader(),
+                      quant_format=getattr(q.QuantFormat, fmt),
+                      activation_type=q.QuantType.QInt8, weight_type=q.QuantType.QInt8,
+                      op_types_to_quantize=["Conv", "MatMul", "Relu"])
+    return onnx.load(work / f"{fmt}.onnx")
+
+
+@pytest.fixture(scope="module")
+def int8_models(tmp_path_factory):
+    """(name, format) -> the quantized ONNX model, each quantized once per module."""
+    pytest.importorskip("onnxruntime")
+    done = {}
+
+    def get(name: str, fmt: str):
+        if (name, fmt) not in done:
+            work = tmp_path_factory.mktemp(f"q_{name}_{fmt}")
+            done[name, fmt] = quantized(getattr(models, name)(), fmt, work)
+        return done[name, fmt]
+
+    return get
+
+
+@pytest.fixture(scope="module")
+def int8_package(int8_models, tmp_path_factory):
+    """(name, format, target) -> CPackage, each compiled once per module."""
+    done = {}
+
+    def get(name: str, fmt: str, target: str):
+        if (name, fmt, target) not in done:
+            out = tmp_path_factory.mktemp("pkg") / f"{name}_{fmt}_{target}"
+            done[name, fmt, target] = accel.compile(int8_models(name, fmt), target, output=out)
+        return done[name, fmt, target]
+
+    return get
+
+
+def _check(package, model, board, work):
+    feeds = models.feeds_for(model)
+    expected = models.onnxruntime_outputs(model, feeds)
+    main_c = harness.check_main(package, inputs=list(feeds.values()), expected=expected,
+                                rtol=0.0, atol=ATOL)
+    result = harness.run_test(harness.build_test(package, main_c, work=work, board=board),
+                              board=board)
+    assert result.returncode == 0, result.output
+    assert result.max_abs_diff is not None and result.max_abs_diff <= ATOL
+    return result
+
+
+def _ops(model) -> set[str]:
+    return {n.op_type for n in model.graph.node}
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("name, fmt", [("ds_cnn_kws", "QOperator"), ("ds_cnn_kws", "QDQ"),
+                                       ("conv_block", "QOperator")])
+def test_int8_host_build_matches_onnxruntime(int8_models, int8_package, name, fmt, tmp_path):
+    require_tool("gcc")
+    require_tool("make")
+    model = int8_models(name, fmt)
+    assert ({"QLinearConv"} if fmt == "QOperator" else {"QuantizeLinear", "DequantizeLinear"}) \
+        <= _ops(model)
+    pkg = int8_package(name, fmt, "c-host")
+    assert "double" not in (pkg.path / "kernels.c").read_text()  # requantize in float32
+    _check(pkg, model, None, tmp_path)
+
+
+@pytest.mark.emulated
+@pytest.mark.parametrize("target, fmt", [("cortex-m7", "QOperator"), ("cortex-m7", "QDQ"),
+                                         ("cortex-m4", "QOperator")])
+def test_int8_ds_cnn_on_cortex_m_matches_onnxruntime_under_qemu(int8_models, int8_package,
+                                                                target, fmt, tmp_path):
+    require_tool("arm-none-eabi-gcc")
+    require_tool("qemu-system-arm")
+    require_tool("make")
+    result = _check(int8_package("ds_cnn_kws", fmt, target), int8_models("ds_cnn_kws", fmt),
+                    target, tmp_path)
+    assert result.instructions and result.instructions > 0
+    print(f"{target} int8 ds_cnn_kws ({fmt}): {result.instructions} instructions "
+          f"(QEMU -icount), max |diff| {result.max_abs_diff:.2e}")
+
+
+@pytest.mark.emulated
+def test_int8_ds_cnn_weights_are_a_quarter_and_the_arena_smaller(int8_package, tmp_path):
+    require_tool("arm-none-eabi-gcc")
+    int8 = int8_package("ds_cnn_kws", "QOperator", "cortex-m7").manifest
+    flt = accel.compile(models.ds_cnn_kws(), "cortex-m7", output=tmp_path / "float").manifest
+    rows = {"float32": flt, "int8": int8}
+    for label, m in rows.items():
+        s = m["sizes"]
+        print(f"{label:8} kernels {s['parts']['kernels']['flash']:>7} weights "
+              f"{s['parts']['weights']['flash']:>7} runtime {s['parts']['runtime']['flash']:>6} "
+              f"flash {s['flash']:>7} arena {s['arena']:>7} ram {s['ram']:>7}")
+    weights = {k: m["sizes"]["parts"]["weights"]["flash"] for k, m in rows.items()}
+    assert weights["int8"] * 3 < weights["float32"]
+    assert int8["sizes"]["arena"] < flt["sizes"]["arena"]
+    assert int8["sizes"]["arena"] == int8["arena"]["peak_live"]
+    assert int8["sizes"]["parts"]["runtime"]["flash"] < 2048
