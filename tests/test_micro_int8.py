@@ -41,8 +41,9 @@ def _gemm_as_matmul(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def quantized(model: onnx.ModelProto, fmt: str, work) -> onnx.ModelProto:
-    """``model`` quantized by onnxruntime (static, int8 activations and weights, calibrated on
-    random inputs): BatchNorm folded by its pre-processing, then Conv, MatMul and Relu."""
+    """``model`` quantized by onnxruntime (static, calibrated on random inputs; int8, or uint8
+    activations and weights for ``QOperator-u8``): BatchNorm folded by its pre-processing, then
+    Conv, MatMul and Relu."""
     from onnxruntime import quantization as q
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -56,9 +57,10 @@ def quantized(model: onnx.ModelProto, fmt: str, work) -> onnx.ModelProto:
     onnx.save(model, work / "float.onnx")
     quant_pre_process(str(work / "float.onnx"), str(work / "pre.onnx"))
     onnx.save(_gemm_as_matmul(onnx.load(work / "pre.onnx")), work / "pre.onnx")
+    kind = q.QuantType.QUInt8 if fmt.endswith("-u8") else q.QuantType.QInt8
     q.quantize_static(str(work / "pre.onnx"), str(work / f"{fmt}.onnx"), Reader(),
-                      quant_format=getattr(q.QuantFormat, fmt),
-                      activation_type=q.QuantType.QInt8, weight_type=q.QuantType.QInt8,
+                      quant_format=getattr(q.QuantFormat, fmt.removesuffix("-u8")),
+                      activation_type=kind, weight_type=kind,
                       op_types_to_quantize=["Conv", "MatMul", "Relu"])
     return onnx.load(work / f"{fmt}.onnx")
 
@@ -110,13 +112,15 @@ def _ops(model) -> set[str]:
 
 @pytest.mark.e2e
 @pytest.mark.parametrize("name, fmt", [("ds_cnn_kws", "QOperator"), ("ds_cnn_kws", "QDQ"),
-                                       ("conv_block", "QOperator")])
+                                       ("conv_block", "QOperator"),
+                                       ("conv_block", "QOperator-u8")])
 def test_int8_host_build_matches_onnxruntime(int8_models, int8_package, name, fmt, tmp_path):
     require_tool("gcc")
     require_tool("make")
     model = int8_models(name, fmt)
-    assert ({"QLinearConv"} if fmt == "QOperator" else {"QuantizeLinear", "DequantizeLinear"}) \
-        <= _ops(model)
+    wanted = {"QLinearConv"} if fmt.startswith("QOperator") else {"QuantizeLinear",
+                                                                   "DequantizeLinear"}
+    assert wanted <= _ops(model)
     pkg = int8_package(name, fmt, "c-host")
     assert "double" not in (pkg.path / "kernels.c").read_text()  # requantize in float32
     _check(pkg, model, None, tmp_path)
@@ -153,3 +157,41 @@ def test_int8_ds_cnn_weights_are_a_quarter_and_the_arena_smaller(int8_package, t
     assert int8["sizes"]["arena"] < flt["sizes"]["arena"]
     assert int8["sizes"]["arena"] == int8["arena"]["peak_live"]
     assert int8["sizes"]["parts"]["runtime"]["flash"] < 2048
+
+
+# --- passes: float64 demotion and weight narrowing --------------------------------------------
+
+@pytest.mark.passes
+def test_integer_constants_narrow_to_the_smallest_exact_type():
+    from accel.micro.narrow_weights import narrowest
+
+    assert narrowest(np.array([-128, 127], np.int32)).dtype == np.int8
+    assert narrowest(np.array([-255, 255], np.int32)).dtype == np.int16
+    assert narrowest(np.array([1 << 20], np.int32)) is None
+    assert narrowest(np.array([1, 2], np.int8)) is None
+    assert narrowest(np.array([0.5], np.float32)) is None
+
+
+def _scaled(dtype: str):
+    """main(x: dtype[4]) = x * 0.1 computed in float64."""
+    from tvm import relax
+
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((4,), dtype))
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            wide = bb.emit(relax.op.astype(x, "float64"))
+            y = bb.emit(relax.op.multiply(wide, relax.const(0.1, "float64")))
+            out = bb.emit_output(relax.op.astype(y, dtype))
+        bb.emit_func_output(out)
+    return bb.get()
+
+
+@pytest.mark.passes
+def test_float64_inside_a_float32_model_is_demoted_but_a_float64_model_is_kept():
+    from accel.micro.single_precision import DemoteFloat64
+
+    demote = DemoteFloat64()
+    assert "float64" not in demote(_scaled("float32")).script()
+    assert demote.demoted == 2  # the cast and the constant
+    assert "float64" in DemoteFloat64()(_scaled("float64")).script()
