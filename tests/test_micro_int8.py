@@ -144,19 +144,21 @@ def test_int8_ds_cnn_on_cortex_m_matches_onnxruntime_under_qemu(int8_models, int
 @pytest.mark.emulated
 def test_int8_ds_cnn_weights_are_a_quarter_and_the_arena_smaller(int8_package, tmp_path):
     require_tool("arm-none-eabi-gcc")
-    int8 = int8_package("ds_cnn_kws", "QOperator", "cortex-m7").manifest
     flt = accel.compile(models.ds_cnn_kws(), "cortex-m7", output=tmp_path / "float").manifest
-    rows = {"float32": flt, "int8": int8}
+    rows = {"float32": flt, **{f"int8 {fmt}": int8_package("ds_cnn_kws", fmt, "cortex-m7")
+                               .manifest for fmt in FORMATS}}
     for label, m in rows.items():
         s = m["sizes"]
-        print(f"{label:8} kernels {s['parts']['kernels']['flash']:>7} weights "
+        print(f"{label:14} kernels {s['parts']['kernels']['flash']:>7} weights "
               f"{s['parts']['weights']['flash']:>7} runtime {s['parts']['runtime']['flash']:>6} "
               f"flash {s['flash']:>7} arena {s['arena']:>7} ram {s['ram']:>7}")
-    weights = {k: m["sizes"]["parts"]["weights"]["flash"] for k, m in rows.items()}
-    assert weights["int8"] * 3 < weights["float32"]
-    assert int8["sizes"]["arena"] < flt["sizes"]["arena"]
-    assert int8["sizes"]["arena"] == int8["arena"]["peak_live"]
-    assert int8["sizes"]["parts"]["runtime"]["flash"] < 2048
+    for fmt in FORMATS:
+        int8 = rows[f"int8 {fmt}"]
+        weights = int8["sizes"]["parts"]["weights"]["flash"]
+        assert weights * 3 < flt["sizes"]["parts"]["weights"]["flash"]
+        assert int8["sizes"]["arena"] < flt["sizes"]["arena"]
+        assert int8["sizes"]["arena"] == int8["arena"]["peak_live"]
+        assert int8["sizes"]["parts"]["runtime"]["flash"] < 2048
 
 
 # --- passes: float64 demotion and weight narrowing --------------------------------------------
@@ -195,3 +197,56 @@ def test_float64_inside_a_float32_model_is_demoted_but_a_float64_model_is_kept()
     assert "float64" not in demote(_scaled("float32")).script()
     assert demote.demoted == 2  # the cast and the constant
     assert "float64" in DemoteFloat64()(_scaled("float64")).script()
+
+
+def qlinear_int8_io() -> onnx.ModelProto:
+    """int8 in, int8 out: a padded QLinearConv (per-channel weight scales, non-zero input
+    zero point, int32 bias) then a QLinearMatMul with int8 weights."""
+    from onnx import TensorProto
+
+    rng = np.random.default_rng(3)
+    c = [numpy_helper.from_array(np.array(v, dtype=t), n) for n, v, t in (
+        ("sx", 0.05, np.float32), ("zx", -3, np.int8), ("sw", rng.uniform(0.01, 0.03, 4),
+                                                        np.float32),
+        ("zw", np.zeros(4), np.int8), ("sy", 0.2, np.float32), ("zy", 5, np.int8),
+        ("sb", 0.02, np.float32), ("zb", -2, np.int8), ("sz", 0.1, np.float32),
+        ("zz", 1, np.int8))]
+    c += [numpy_helper.from_array(rng.integers(-127, 128, (4, 2, 3, 3)).astype(np.int8), "w"),
+          numpy_helper.from_array(rng.integers(-500, 500, 4).astype(np.int32), "bias"),
+          numpy_helper.from_array(rng.integers(-127, 128, (6, 5)).astype(np.int8), "b")]
+    nodes = [helper.make_node("QLinearConv", ["x", "sx", "zx", "w", "sw", "zw", "sy", "zy",
+                                              "bias"], ["y"], pads=[1, 1, 1, 1], name="qconv"),
+             helper.make_node("QLinearMatMul", ["y", "sy", "zy", "b", "sb", "zb", "sz", "zz"],
+                              ["z"], name="qmatmul")]
+    return models._model(nodes, [models._vi("x", [1, 2, 6, 6], TensorProto.INT8)],
+                         [models._vi("z", [1, 4, 6, 5], TensorProto.INT8)], c)
+
+
+@pytest.mark.e2e
+def test_int8_inputs_and_outputs_match_onnxruntime_exactly(tmp_path):
+    pytest.importorskip("onnxruntime")
+    require_tool("gcc")
+    require_tool("make")
+    model = qlinear_int8_io()
+    pkg = accel.compile(model, "c-host", output=tmp_path / "model_c")
+    assert "int accel_model_run(const int8_t *in_x, int8_t *out_z);" in \
+        (pkg.path / "model.h").read_text()
+    feeds = {"x": np.random.default_rng(4).integers(-128, 128, (1, 2, 6, 6)).astype(np.int8)}
+    expected = models.onnxruntime_outputs(model, feeds)
+    main_c = harness.check_main(pkg, inputs=[feeds["x"]], expected=expected, rtol=0, atol=0)
+    result = harness.run_test(harness.build_test(pkg, main_c, work=tmp_path / "work"))
+    assert result.returncode == 0, result.output
+    assert result.max_abs_diff == 0
+
+
+@pytest.mark.passes
+def test_int8_weights_and_scales_are_recovered_from_dequantized_floats():
+    from accel.micro.qdq_integer import recover_int8
+
+    rng = np.random.default_rng(0)
+    q = rng.integers(-127, 128, (4, 3)).astype(np.int8)
+    q[:, 0] = 127  # each channel reaches the range, as onnxruntime's symmetric scales do
+    scales = np.array([0.5, 0.01, 0.2, 0.03], np.float32)
+    values, found = recover_int8(q.astype(np.float32) * scales[:, None], 0)
+    assert np.array_equal(values, q) and np.allclose(found, scales, rtol=1e-6)
+    assert recover_int8(rng.standard_normal((4, 3)).astype(np.float32), 0) is None

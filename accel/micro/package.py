@@ -119,9 +119,10 @@ def _fused_module(model, spec, options, dump_ir):
 
 def _micro_passes(phases) -> list:
     """The family's phases up to _STOP_AT; float64 demoted first; just before legalization
-    (after the last folding of whole expressions) 8-bit tensors fed to integer convs and
-    matmuls directly, and integer weights narrowed."""
+    (after the last folding of whole expressions) QDQ convs and matmuls made integer, 8-bit
+    tensors fed to integer convs and matmuls directly, and integer weights narrowed."""
     from .narrow_weights import NarrowIntWeights
+    from .qdq_integer import IntegerQdq
     from .raw_int_inputs import RawIntInputs
     from .single_precision import DemoteFloat64
 
@@ -130,7 +131,7 @@ def _micro_passes(phases) -> list:
         if name in _STOP_AT:
             continue
         if name == "legalize":
-            passes += [RawIntInputs(), NarrowIntWeights()]
+            passes += [IntegerQdq(), RawIntInputs(), NarrowIntWeights()]
         passes += ps
     return passes
 
