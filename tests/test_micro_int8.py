@@ -123,6 +123,10 @@ def test_int8_host_build_matches_onnxruntime(int8_models, int8_package, name, fm
     assert wanted <= _ops(model)
     pkg = int8_package(name, fmt, "c-host")
     assert "double" not in (pkg.path / "kernels.c").read_text()  # requantize in float32
+    rewrites = pkg.manifest["report"]["micro_rewrites"]
+    assert rewrites["float64_kernels"] == [] and rewrites["raw_int_input_ops"] > 0
+    if fmt == "QDQ":
+        assert rewrites["qdq_integer_ops"] == 10  # 9 convs and the classifier's matmul
     _check(pkg, model, None, tmp_path)
 
 
