@@ -10,7 +10,7 @@ import torch
 
 from ..errors import InvalidModelError, ModelFileError, UnsupportedOpError, UsageError
 from ..model import Model
-from . import relax_outputs
+from . import relax_outputs, torch_rnn
 
 
 def import_module(module, *, example_inputs, shapes: dict | None = None) -> Model:
@@ -74,10 +74,12 @@ def _import_program(program, *, source: str, shapes: dict, digest: str | None = 
     from .torch_shapes import bind_dims, input_specs
 
     inputs, binding = input_specs(program, source, shapes)
+    core = _decompose(program, source)
     try:
-        mod = from_exported_program(program, keep_params_as_input=False)
+        mod = from_exported_program(core, keep_params_as_input=False, run_ep_decomposition=False,
+                                    custom_convert_map=torch_rnn.converters())
     except AssertionError as exc:
-        raise _unsupported(source, program, str(exc)) from None
+        raise _unsupported(source, core, str(exc)) from None
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
         raise InvalidModelError(f"{source}: the PyTorch importer failed: {first[:300]}") from exc
@@ -86,14 +88,25 @@ def _import_program(program, *, source: str, shapes: dict, digest: str | None = 
     return Model(mod, inputs, outputs, digest or program_digest(program), source, "torch")
 
 
-def _unsupported(source: str, program, message: str) -> Exception:
+def _decompose(program, source: str):
+    """Core ATen, except the ops accel converts whole (LSTM, GRU: see torch_rnn)."""
+    table = torch.export.default_decompositions()
+    for op in torch_rnn.preserved_ops():
+        table.pop(op, None)
+    try:
+        return program.run_decompositions(table)
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise InvalidModelError(f"{source}: torch's decomposition failed: {first[:300]}") from exc
+
+
+def _unsupported(source: str, core, message: str) -> Exception:
     prefix = "Unsupported function types "
     if not message.startswith(prefix):
         return InvalidModelError(f"{source}: the PyTorch importer failed: {message[:300]}")
     ops = ast.literal_eval(message[len(prefix):])
     found: dict[str, list[str]] = {op: [] for op in ops}
-    graph = program.run_decompositions().graph
-    for node in graph.nodes:
+    for node in core.graph.nodes:
         name = getattr(node.target, "__name__", "")
         if node.op == "call_function" and name in found:
             found[name].append(node.name)
