@@ -54,10 +54,15 @@ def _check(rnn, with_state, tmp_path):
         np.testing.assert_allclose(g, e.numpy(), rtol=1e-4, atol=1e-5)
 
 
+_SLOW = pytest.mark.slow  # the default run keeps one case per feature
+
 LSTM_CASES = [  # (num_layers, bidirectional, batch_first, with_state)
-    (1, False, False, False), (1, False, True, True), (2, False, False, True),
-    (2, False, True, False), (1, True, False, True), (2, True, True, False),
-    (2, True, False, True), (3, True, True, True),
+    (1, False, True, True), (2, False, False, True), (2, True, True, False),
+    (3, True, True, True),
+    pytest.param(1, False, False, False, marks=_SLOW), pytest.param(2, False, True, False,
+                                                                    marks=_SLOW),
+    pytest.param(1, True, False, True, marks=_SLOW), pytest.param(2, True, False, True,
+                                                                  marks=_SLOW),
 ]
 
 
@@ -70,16 +75,19 @@ def test_lstm_output_and_final_states_match_eager_torch(layers, bidirectional, b
     _check(rnn, with_state, tmp_path)
 
 
-@pytest.mark.parametrize("kwargs", [{"bias": False}, {"proj_size": 3, "num_layers": 2},
-                                    {"proj_size": 2, "bidirectional": True}])
+@pytest.mark.parametrize("kwargs", [{"proj_size": 3, "num_layers": 2, "bias": False},
+                                    pytest.param({"bias": False}, marks=_SLOW),
+                                    pytest.param({"proj_size": 2, "bidirectional": True},
+                                                 marks=_SLOW)])
 def test_lstm_without_bias_or_with_projection_matches_eager_torch(kwargs, tmp_path):
     torch.manual_seed(0)
     _check(torch.nn.LSTM(4, 6, **kwargs), True, tmp_path)
 
 
 @pytest.mark.parametrize("layers,bidirectional,batch_first,with_state", [
-    (1, False, False, False), (2, False, True, True), (2, True, False, True),
-    (1, True, True, False)])
+    (2, False, True, True), (2, True, False, True),
+    pytest.param(1, False, False, False, marks=_SLOW), pytest.param(1, True, True, False,
+                                                                    marks=_SLOW)])
 def test_gru_output_and_final_state_match_eager_torch(layers, bidirectional, batch_first,
                                                       with_state, tmp_path):
     torch.manual_seed(0)
