@@ -42,25 +42,35 @@ def _placeholder(name: str) -> types.ModuleType:
     return module
 
 
+def _importable(name: str) -> bool:
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        return False
+    return True
+
+
 @contextlib.contextmanager
 def _placeholders(names):
     added = []
-    missing = {name.split(".")[0] for name in names} - set(sys.modules)
-    missing = {top for top in missing if importlib.util.find_spec(top) is None}
+    missing = {top for top in {name.split(".")[0] for name in names} if not _importable(top)}
     for name in names:
         parts = name.split(".")
         if parts[0] not in missing:
             continue
         for i in range(1, len(parts) + 1):
             prefix = ".".join(parts[:i])
-            if prefix not in sys.modules:
+            if sys.modules.get(prefix) is None:
+                added.append((prefix, prefix in sys.modules))
                 sys.modules[prefix] = _placeholder(prefix)
-                added.append(prefix)
     try:
         yield
     finally:
-        for name in added:
-            sys.modules.pop(name, None)
+        for name, was_none in added:  # a None entry (import blocked) is put back
+            if was_none:
+                sys.modules[name] = None
+            else:
+                sys.modules.pop(name, None)
 
 
 def import_wheel(package: str, wheel: str):
