@@ -126,3 +126,24 @@ def test_onnx_dynamic_dims_without_shapes_name_each_dim():
     message = str(info.value)
     for part in ("input 'x'", "dim 0 ('B')", "dim 1 ('T')", "--input-shape x=N,N,4"):
         assert part in message, message
+
+
+def _onnx_two_inputs_sharing_batch() -> onnx.ModelProto:
+    """x + y, both (B, 3), B one symbolic dim named in two inputs."""
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "y"], ["z"], name="add")], "shared",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["B", 3]) for n in ("x", "y")],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["B", 3])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def test_onnx_dim_shared_by_two_inputs_must_be_pinned_to_one_value(tmp_path):
+    model = _onnx_two_inputs_sharing_batch()
+    with pytest.raises(errors.ShapeError, match=r"y dim 0 is 5, but 'B' is 2 in input 'x'"):
+        accel.compile(model, "host", options=_options(x=(2, 3), y=(5, 3)))
+    artifact = accel.compile(model, "host", output=tmp_path / "s.accel",
+                             options=_options(x=(5, 3), y=(5, 3)))
+    x, y = np.ones((5, 3), np.float32), np.arange(15, dtype=np.float32).reshape(5, 3)
+    np.testing.assert_array_equal(accel.load(artifact.path)(x, y)[0], x + y)
