@@ -147,3 +147,15 @@ def test_onnx_dim_shared_by_two_inputs_must_be_pinned_to_one_value(tmp_path):
                              options=_options(x=(5, 3), y=(5, 3)))
     x, y = np.ones((5, 3), np.float32), np.arange(15, dtype=np.float32).reshape(5, 3)
     np.testing.assert_array_equal(accel.load(artifact.path)(x, y)[0], x + y)
+
+
+def test_static_and_dynamic_exports_of_one_module_never_share_a_cache_entry(tmp_path):
+    """Their graph code is the same; the digest must still tell them apart."""
+    from accel.frontends.torch import program_digest
+
+    module, dynamic = _dynamic_program()
+    static = torch.export.export(module, (torch.randn(2, 6, 5), torch.randn(2, 6, 3)))
+    assert program_digest(static) != program_digest(dynamic)
+    accel.compile(static, "host")  # fills the cache
+    with pytest.raises(errors.ShapeError, match="dynamic dim 0"):
+        accel.compile(dynamic, "host")

@@ -53,6 +53,24 @@ def test_mtcnn_stage_matches_eager_torch(stage, shape, tmp_path):
     _assert_matches(torch_wheels.mtcnn(stage), _randn(*shape), tmp_path)
 
 
+def test_pnet_exported_with_dynamic_height_width_compiles_at_each_pyramid_scale(tmp_path):
+    """MTCNN runs P-Net over an image pyramid: one export, one pinned compile per scale."""
+    pnet = torch_wheels.mtcnn("pnet")
+    auto = torch.export.Dim.AUTO
+    program = torch.export.export(pnet, (torch.randn(1, 3, 60, 80),),
+                                  dynamic_shapes={"x": {2: auto, 3: auto}})
+    with pytest.raises(accel.errors.ShapeError, match=r"input 'x' has dynamic dim 2 .* dim 3"):
+        accel.compile(program, "host")
+    for i, shape in enumerate([(1, 3, 46, 62), (1, 3, 120, 90)]):
+        x = _randn(*shape, seed=i)
+        artifact = accel.compile(program, "host", output=tmp_path / f"p{i}.accel",
+                                 options=accel.CompileOptions(input_shapes={"x": shape}))
+        got, expected = accel.load(artifact.path)(x), _eager(pnet, x)
+        for g, e in zip(got, expected, strict=True):
+            assert g.shape == e.shape
+            assert np.max(np.abs(g - e)) / np.max(np.abs(e)) <= RELATIVE
+
+
 def test_crepe_tiny_matches_eager_torch(tmp_path):
     _assert_matches(torch_wheels.crepe("tiny"), _randn(4, 1024) * 0.1, tmp_path)
 

@@ -41,8 +41,15 @@ def export_module(module, *, example_inputs):
 
 
 def program_digest(program) -> str:
-    """sha256 over an ExportedProgram's graph code, parameters and constants."""
+    """sha256 over an ExportedProgram's graph code, input shapes (with their dynamic dims and
+    ranges: the code alone is the same for a static and a dynamic export), parameters and
+    constants."""
     digest = hashlib.sha256(str(program.graph_module.code).encode())
+    for node in program.graph.nodes:
+        if node.op == "placeholder" and hasattr(node.meta.get("val"), "shape"):
+            digest.update(f"{node.name}:{tuple(node.meta['val'].shape)}".encode())
+    digest.update(repr(sorted((str(k), str(v)) for k, v in program.range_constraints.items()))
+                  .encode())
     for name, value in sorted(program.state_dict.items()):
         digest.update(name.encode())
         digest.update(value.detach().cpu().contiguous().numpy().tobytes())

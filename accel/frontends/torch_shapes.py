@@ -80,9 +80,12 @@ def _bounds(program, expr) -> tuple[int | float, int | float]:
     vr = program.range_constraints.get(expr)
     if vr is None:
         return 0, float("inf")
-    low = int(vr.lower) if vr.lower.is_finite else 0
-    high = int(vr.upper) if vr.upper.is_finite else float("inf")
-    return low, high
+    return _finite(vr.lower, 0), _finite(vr.upper, float("inf"))
+
+
+def _finite(bound, default):
+    """A range bound as an int; torch's int_oo claims is_finite, so test is_Integer."""
+    return int(bound) if getattr(bound, "is_Integer", False) else default
 
 
 def _range(program, dim) -> str:
