@@ -208,3 +208,21 @@ def test_cli_compiles_int4_weight_and_rejects_an_odd_group_size(tmp_path, capsys
     assert main(["compile", str(path), "-t", "host", "--quantize", "int4-weight",
                  "--group-size", "33", "-o", str(tmp_path / "bad.accel")]) == 2
     assert "group size 33" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("mode", ["int8-weight", "int4-weight"])
+def test_weight_only_cuda_build_schedules_the_dequantizing_kernels(mode, tmp_path):
+    import shutil
+
+    from accel import cuda
+
+    if shutil.which("nvcc") is None:
+        pytest.skip("nvcc not found on PATH: CUDA codegen needs the CUDA toolkit")
+    cuda.ensure_cuda_codegen(tmp_path / "cuda-cache")
+    artifact = _compile(mlp_gemm(), mode, tmp_path, target="cuda-sm80")
+    report = artifact.manifest["report"]
+    phase = next(p for p in report["phases"] if p["name"] == "schedule")
+    assert phase["kernels"] == phase["scheduled"]  # GPU kernels need a thread binding
+    kernels = [k for k in report["cuda_kernels"] if f"int{BITS[mode]}_matmul" in k["name"]]
+    assert len(kernels) == 2 and all(k["registers"] > 0 for k in kernels)
+

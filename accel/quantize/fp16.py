@@ -50,16 +50,22 @@ def mixed_precision(mod):
     ops run in float16, reductions such as softmax and mean stay float32), with the weight casts
     folded so the module holds float16 constants. The importer's TE clips become Relax ops
     first (ToMixedPrecision rejects calls to prim funcs), and BatchNorm is folded into its conv
-    while the two are still adjacent (the casts in between would stop the pipeline's fold)."""
+    while the two are still adjacent (the casts in between would stop the pipeline's fold).
+    Transcendentals stay float32 (UpcastFloat16Math: TVM's float16 fast-math is inaccurate)."""
     import tvm
     from tvm import relax
 
-    from ..passes import FoldBatchNormIntoConv, FoldSimpleConstants, LiftScalarMinMax
+    from ..passes import (
+        FoldBatchNormIntoConv,
+        FoldSimpleConstants,
+        LiftScalarMinMax,
+        UpcastFloat16Math,
+    )
 
     return tvm.transform.Sequential([
         relax.transform.DecomposeOpsForInference(), LiftScalarMinMax(),
         relax.transform.Normalize(), FoldSimpleConstants(), FoldBatchNormIntoConv(),
         FoldSimpleConstants(),
-        relax.transform.ToMixedPrecision(out_dtype="float32"),
+        relax.transform.ToMixedPrecision(out_dtype="float32"), UpcastFloat16Math(),
         FoldSimpleConstants(), relax.transform.DeadCodeElimination(),
     ])(mod)

@@ -60,9 +60,11 @@ def _unpack_int4(packed: np.ndarray, k: int) -> np.ndarray:
 
 def dequant_matmul_te(x, packed, scales, *, bits: int, group_size: int):
     """TE: ``x @ dequantize(packed, scales)`` for float32 ``x`` [..., K], the weight decoded
-    inside the reduction (one kernel; nothing float is ever materialized). For int4 one step
-    of the reduction takes one byte: both nibbles, with constant shifts (a shift by
-    ``k % 2 * 4`` lowered to 64-bit vector shifts and ran slower than int8)."""
+    inside the reduction (one kernel; nothing float is ever materialized). For int4 the
+    reduction runs over (byte row, nibble) and selects the nibble by its loop index, a
+    constant once the 2-long loop is unrolled (a shift by ``k % 2 * 4`` lowered to 64-bit
+    vector shifts and ran slower than int8; one step reading ``x[2k]`` and ``x[2k+1]`` trips
+    an assertion in DLight's GEMV analysis on GPUs)."""
     from tvm import te, tirx
 
     n_dim = packed.shape[-1]
@@ -73,13 +75,14 @@ def dequant_matmul_te(x, packed, scales, *, bits: int, group_size: int):
             x[(*i[:-1], k)] * (packed[k, i[-1]].astype("float32") * scales[k // group_size, i[-1]]),
             axis=k), name="int8_matmul")
     rows = te.reduce_axis((0, packed.shape[0]), name="k2")
+    nibble = te.reduce_axis((0, 2), name="j")
 
     def body(*i):
         byte = packed[rows, i[-1]].astype("int32")
-        low = tirx.bitwise_and(byte, tirx.const(15, "int32")) - tirx.const(8, "int32")
-        high = tirx.shift_right(byte, tirx.const(4, "int32")) - tirx.const(8, "int32")
-        pair = x[(*i[:-1], rows * 2)] * low.astype("float32") \
-            + x[(*i[:-1], rows * 2 + 1)] * high.astype("float32")
-        return te.sum(pair * scales[rows // (group_size // 2), i[-1]], axis=rows)
+        q = tirx.if_then_else(nibble == 0, tirx.bitwise_and(byte, tirx.const(15, "int32")),
+                              tirx.shift_right(byte, tirx.const(4, "int32")))
+        weight = (q - tirx.const(8, "int32")).astype("float32") \
+            * scales[rows // (group_size // 2), i[-1]]
+        return te.sum(x[(*i[:-1], rows * 2 + nibble)] * weight, axis=[rows, nibble])
 
     return te.compute((*lead, n_dim), body, name="int4_matmul")
