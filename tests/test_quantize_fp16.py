@@ -112,3 +112,18 @@ def _cuda_source(mod) -> str:
     model = dataclasses.replace(load_model(conv_block()), mod=mod)
     executable, _, _ = build(model, get_target("cuda-sm80"), CompileOptions())
     return "\n".join(cuda._cuda_sources(executable))
+
+
+@pytest.mark.e2e
+def test_fp16_compiles_for_mali_opencl_with_half_kernels(tmp_path):
+    import zipfile
+
+    from .conftest import require_tool
+
+    require_tool("aarch64-linux-gnu-g++")  # the Mali target's host code is AArch64 Linux
+    artifact = accel.compile(conv_block(), "mali-g78", options=FP16, cache="off",
+                             output=tmp_path / "mali.accel")
+    with zipfile.ZipFile(artifact.path) as z:
+        source = z.read("device/kernels.cl").decode()
+    assert "cl_khr_fp16" in source and re.search(r"\bhalf\b", source)
+    assert [t["dtype"] for t in artifact.manifest["outputs"]] == ["float32"]
