@@ -10,7 +10,13 @@ from tvm import relax
 from tvm.script import relax as R
 
 from accel.passes import QuantizeMatmulWeights
-from accel.quantize.packing import dequant_matmul_te, dequantize, quantize_groupwise
+from accel.quantize.packing import (
+    block_columns,
+    dequant_matmul_te,
+    dequantize,
+    quantize_groupwise,
+    unblock_columns,
+)
 
 pytestmark = pytest.mark.passes
 
@@ -51,6 +57,16 @@ def test_quantize_matmul_weights_calls_one_dequantizing_kernel_on_packed_weights
     tvm.ir.assert_structural_equal(after, _expected(weight, bits, 16))
     storage = {"int8", "uint8"} & {str(c.value.dtype) for c in _constants(after)}
     assert storage == {"int8" if bits == 8 else "uint8"}
+
+
+def test_quantize_matmul_weights_blocks_the_columns_when_the_block_divides_them():
+    weight = RNG.standard_normal((64, 32)).astype(np.float32)
+    after = QuantizeMatmulWeights(8, 16, block=16)(_matmul_add(weight))
+    (packed,) = [c.value.numpy() for c in _constants(after) if str(c.value.dtype) == "int8"]
+    assert packed.shape == (2, 64, 16)
+    assert np.array_equal(unblock_columns(packed), quantize_groupwise(weight, 8, 16)[0])
+    odd = QuantizeMatmulWeights(8, 16, block=24)(_matmul_add(weight))  # 24 does not divide 32
+    tvm.ir.assert_structural_equal(odd, _expected(weight, 8, 16))
 
 
 def test_quantize_matmul_weights_keeps_batch_axes():
@@ -109,14 +125,24 @@ def test_int4_packs_two_channels_per_byte_low_nibble_first():
     assert packed[:, 0].tolist() == [(7 + 8) | ((-7 + 8) << 4), (0 + 8) | ((3 + 8) << 4)]
 
 
+def test_column_blocks_make_each_block_of_outputs_contiguous():
+    packed = np.arange(6 * 8, dtype=np.int32).reshape(6, 8)
+    blocked = block_columns(packed, 4)
+    assert blocked.shape == (2, 6, 4)
+    assert blocked[1].tolist() == packed[:, 4:8].tolist()
+    assert np.array_equal(unblock_columns(blocked), packed)
+
+
 @pytest.mark.parametrize("bits", [8, 4])
-@pytest.mark.parametrize("x_shape", [(1, 96), (3, 4, 96)])
-def test_dequantizing_kernel_matches_numpy_on_the_dequantized_weight(bits, x_shape):
+@pytest.mark.parametrize("x_shape,block", [((1, 96), 1), ((3, 4, 96), 1), ((1, 96), 8),
+                                           ((2, 96), 40)])
+def test_dequantizing_kernel_matches_numpy_on_the_dequantized_weight(bits, x_shape, block):
     from tvm import te
 
     k, n, group = 96, 40, 64  # a ragged last group (96 = 64 + 32)
     weight = RNG.standard_normal((k, n)).astype(np.float32)
     packed, scales = quantize_groupwise(weight, bits, group)
+    packed = block_columns(packed, block) if block > 1 else packed
     x = te.placeholder(x_shape, "float32", "x")
     p = te.placeholder(packed.shape, str(packed.dtype), "p")
     s = te.placeholder(scales.shape, "float32", "s")

@@ -33,18 +33,20 @@ def quantizable_weight(call, bits: int = 8) -> bool:
 
 @mutator
 class _Quantizer(PyExprMutator):
-    def __init__(self, mod, bits: int, group_size: int):
+    def __init__(self, mod, bits: int, group_size: int, block: int):
         super().__init__(mod)
-        self.bits, self.group_size = bits, group_size
+        self.bits, self.group_size, self.block = bits, group_size, block
 
     def visit_call_(self, call):
         call = super().visit_call_(call)
         if not quantizable_weight(call, self.bits):
             return call
-        from ..quantize.packing import dequant_matmul_te, quantize_groupwise
+        from ..quantize.packing import block_columns, dequant_matmul_te, quantize_groupwise
 
         packed, scales = quantize_groupwise(call.args[1].value.numpy(), self.bits,
                                             self.group_size)
+        if self.block > 1 and packed.shape[1] % self.block == 0:
+            packed = block_columns(packed, self.block)
         return self.builder_.call_te(
             dequant_matmul_te, call.args[0], relax.const(packed), relax.const(scales),
             bits=self.bits, group_size=self.group_size,
@@ -55,16 +57,17 @@ class _Quantizer(PyExprMutator):
 class QuantizeMatmulWeights:
     """Replace every ``matmul(x, W)`` with a constant float32 [K, N] ``W`` by a dequantizing
     int8 (``bits=8``) or int4 (``bits=4``) matmul kernel with one float32 scale per
-    ``group_size`` input channels per output."""
+    ``group_size`` input channels per output. ``block`` > 1 stores the packed weights
+    blocked by that many output columns (when it divides them), for CPU schedules."""
 
-    def __init__(self, bits: int, group_size: int):
+    def __init__(self, bits: int, group_size: int, block: int = 1):
         if bits not in (4, 8):
             raise ValueError(f"bits must be 4 or 8, not {bits}")
-        self.bits, self.group_size = bits, group_size
+        self.bits, self.group_size, self.block = bits, group_size, block
 
     def transform_module(self, mod, _ctx):
         """Rewrite every Relax function of the module."""
-        quantizer = _Quantizer(mod, self.bits, self.group_size)
+        quantizer = _Quantizer(mod, self.bits, self.group_size, self.block)
         for gvar, func in mod.functions_items():
             if isinstance(func, relax.Function):
                 quantizer.builder_.update_func(gvar, quantizer.visit_expr(func))

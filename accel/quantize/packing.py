@@ -6,6 +6,8 @@ Layout, for a matmul weight ``W`` of shape [K, N] (K input channels, N outputs):
 - int8: ``q`` int8 [K, N]; int4 (K even): uint8 [K/2, N], input channels ``2i`` (low nibble)
   and ``2i+1`` (high nibble) in one byte, each nibble ``q + 8``. Packing along K keeps the output
   axis contiguous, so the kernel loads whole vectors of outputs and shifts them by a constant.
+- on CPUs the packed rows are blocked by output columns, [N/B, rows, B] (B: the schedule's
+  vector tile), so each parallel task reads one contiguous stream (block_columns).
 - scales: float32 [ceil(K/G), N], one per group of ``G`` input channels per output;
   ``scale = max|W| / qmax`` over the group (qmax 127 or 7), ``q = round(W / scale)``. A last
   group shorter than ``G`` (K not a multiple of G) has its own scale over the channels it has.
@@ -27,8 +29,24 @@ def quantize_groupwise(w: np.ndarray, bits: int, group_size: int):
     return (q.astype(np.int8) if bits == 8 else _pack_int4(q)), scales
 
 
+def block_columns(packed: np.ndarray, block: int) -> np.ndarray:
+    """[R, N] -> [N / block, R, block]: each block of outputs contiguous over all rows, so
+    the thread computing it streams its weights instead of striding over [R, N] rows."""
+    rows, n = packed.shape
+    return np.ascontiguousarray(packed.reshape(rows, n // block, block).transpose(1, 0, 2))
+
+
+def unblock_columns(packed: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`block_columns` (a 2-D array is returned as it is)."""
+    if packed.ndim == 2:
+        return packed
+    blocks, rows, block = packed.shape
+    return packed.transpose(1, 0, 2).reshape(rows, blocks * block)
+
+
 def dequantize(packed: np.ndarray, scales: np.ndarray, bits: int, group_size: int, k: int):
     """The float32 [K, N] weight the kernel computes with (the numpy reference)."""
+    packed = unblock_columns(packed)
     q = packed.astype(np.float32) if bits == 8 else _unpack_int4(packed, k).astype(np.float32)
     return q * np.repeat(scales, group_size, axis=0)[:k]
 
@@ -67,18 +85,26 @@ def dequant_matmul_te(x, packed, scales, *, bits: int, group_size: int):
     an assertion in DLight's GEMV analysis on GPUs)."""
     from tvm import te, tirx
 
-    n_dim = packed.shape[-1]
+    n_dim = scales.shape[-1]
     lead = x.shape[:-1]
+
+    def load(row, n):  # packed[row, n] in either layout (see block_columns)
+        if len(packed.shape) == 2:
+            return packed[row, n]
+        block = packed.shape[-1]
+        return packed[n // block, row, n % block]
+
     if bits == 8:
         k = te.reduce_axis((0, x.shape[-1]), name="k")
         return te.compute((*lead, n_dim), lambda *i: te.sum(
-            x[(*i[:-1], k)] * (packed[k, i[-1]].astype("float32") * scales[k // group_size, i[-1]]),
+            x[(*i[:-1], k)] * (load(k, i[-1]).astype("float32") * scales[k // group_size, i[-1]]),
             axis=k), name="int8_matmul")
-    rows = te.reduce_axis((0, packed.shape[0]), name="k2")
+    rows = te.reduce_axis((0, packed.shape[-2] if len(packed.shape) == 3 else packed.shape[0]),
+                          name="k2")
     nibble = te.reduce_axis((0, 2), name="j")
 
     def body(*i):
-        byte = packed[rows, i[-1]].astype("int32")
+        byte = load(rows, i[-1]).astype("int32")
         q = tirx.if_then_else(nibble == 0, tirx.bitwise_and(byte, tirx.const(15, "int32")),
                               tirx.shift_right(byte, tirx.const(4, "int32")))
         weight = (q - tirx.const(8, "int32")).astype("float32") \

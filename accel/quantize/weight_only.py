@@ -26,7 +26,8 @@ def quantize_weights(model, spec, options):
     bits = BITS[options.mode.value]
     # Fold the weight transposes (Gemm's transB, torch Linear) so the matmul sees a constant.
     mod = tvm.transform.Sequential([
-        FoldSimpleConstants(), QuantizeMatmulWeights(bits, options.group_size),
+        FoldSimpleConstants(),
+        QuantizeMatmulWeights(bits, options.group_size, block=column_block(spec)),
         relax.transform.DeadCodeElimination()])(model.mod)
     if quantized_matmuls(mod, bits) == 0:
         raise UsageError(
@@ -35,6 +36,19 @@ def quantize_weights(model, spec, options):
             f"input), so there is nothing to quantize",
             hint="weight-only modes are for matmul-heavy models; for convolutions use int8")
     return dataclasses.replace(model, mod=mod)
+
+
+def column_block(spec) -> int:
+    """Output columns per weight block: the CPU schedule's vector tile for a GEMV (lanes x
+    vectors per row, see accel/cpu_rules/tiles.py), so a task streams its block; 1 (plain
+    [rows, N]) on GPUs, whose DLight rules coalesce over N themselves."""
+    if spec.family not in ("x86-cpu", "arm-cpu"):
+        return 1
+    from ..cpu_rules.common import vector_lanes
+    from ..cpu_rules.tiles import max_vectors
+
+    target = spec.tvm_target()
+    return vector_lanes(target) * max_vectors(target)
 
 
 def quantized_matmuls(mod, bits: int) -> int:
