@@ -4,7 +4,8 @@ float16 weights, and a CUDA build with half-precision kernels (compile only).
 Tolerance. float16 keeps 11 significant bits (unit roundoff 4.9e-4). The conv/matmul products
 accumulate in float32, so the error comes from rounding the weights, the inputs and each
 elementwise result: a few roundoffs per layer, about 1e-3 relative for these shallow models.
-The bound is 1e-2 relative L2 error against onnxruntime's float32 result.
+The bound is 3e-3 relative L2 error against onnxruntime's float32 result (measured: 2e-4 to
+7e-4).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from accel.target import get_target
 from .models import conv_block, feeds_for, mlp_two_inputs, onnxruntime_outputs
 from .test_quantize_weight_only import mlp_gemm
 
-FP16_BOUND = 1e-2
+FP16_BOUND = 3e-3
 FP16 = CompileOptions(quantize=QuantizeOptions(mode="fp16"))
 needs_nvcc = pytest.mark.skipif(shutil.which("nvcc") is None,
                                 reason="nvcc not found on PATH: CUDA codegen needs the toolkit")

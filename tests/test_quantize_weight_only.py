@@ -27,6 +27,9 @@ from .models import onnxruntime_outputs
 pytestmark = pytest.mark.e2e
 
 BOUND = {"int8-weight": 0.015, "int4-weight": 0.25}  # relative L2 error vs float32, 2 layers
+#: The encoder layer measured 0.13% / 2.3%: the residual stream carries the unquantized input,
+#: and the error is relative to LayerNorm outputs of O(1).
+ENCODER_BOUND = {"int8-weight": 0.005, "int4-weight": 0.08}
 BITS = {"int8-weight": 8, "int4-weight": 4}
 HIDDEN, INTER = 512, 1024
 
@@ -165,8 +168,7 @@ def test_weight_only_torch_encoder_layer_matches_torch_within_bound(mode, tmp_pa
     artifact = accel.compile(module, "host", example_inputs=inputs, options=options,
                              cache="off", output=tmp_path / "enc.accel")
     got = accel.load(artifact.path)(inputs[0].numpy())[0]
-    # LayerNorm outputs are O(1): the error is relative to them, the bound as for 2 layers.
-    assert 1e-5 < _rel(got, expected) < BOUND[mode]
+    assert 1e-5 < _rel(got, expected) < ENCODER_BOUND[mode]
 
 
 def test_weight_only_refuses_a_model_without_constant_matmul_weights(tmp_path):
