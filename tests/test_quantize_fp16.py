@@ -26,7 +26,7 @@ from accel.quantize.fp16 import check_fp16_target, mixed_precision
 from accel.quantize.weight_only import weight_bytes
 from accel.target import get_target
 
-from .models import conv_block, feeds_for, mlp_two_inputs, onnxruntime_outputs
+from .models import conv_block, feeds_for, mlp_two_inputs, onnxruntime_outputs, texture_conv
 from .test_quantize_weight_only import mlp_gemm
 
 FP16_BOUND = 3e-3
@@ -116,15 +116,17 @@ def _cuda_source(mod) -> str:
 
 
 @pytest.mark.e2e
-def test_fp16_compiles_for_mali_opencl_with_half_kernels(tmp_path):
+@pytest.mark.parametrize("target,build", [("mali-g78", conv_block), ("adreno-740", texture_conv)])
+def test_fp16_compiles_for_opencl_gpus_with_half_kernels(target, build, tmp_path):
     import zipfile
 
     from .conftest import require_tool
 
-    require_tool("aarch64-linux-gnu-g++")  # the Mali target's host code is AArch64 Linux
-    artifact = accel.compile(conv_block(), "mali-g78", options=FP16, cache="off",
-                             output=tmp_path / "mali.accel")
+    require_tool("aarch64-linux-gnu-g++")  # both targets' host code is AArch64
+    artifact = accel.compile(build(), target, options=FP16, cache="off",
+                             output=tmp_path / "gpu.accel")
     with zipfile.ZipFile(artifact.path) as z:
         source = z.read("device/kernels.cl").decode()
     assert "cl_khr_fp16" in source and re.search(r"\bhalf\b", source)
     assert [t["dtype"] for t in artifact.manifest["outputs"]] == ["float32"]
+    assert "fallback" not in artifact.manifest["report"]  # Adreno: the texture path held
