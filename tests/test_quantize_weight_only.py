@@ -227,4 +227,6 @@ def test_weight_only_cuda_build_schedules_the_dequantizing_kernels(mode, tmp_pat
     assert phase["kernels"] == phase["scheduled"]  # GPU kernels need a thread binding
     kernels = [k for k in report["cuda_kernels"] if f"int{BITS[mode]}_matmul" in k["name"]]
     assert len(kernels) == 2 and all(k["registers"] > 0 for k in kernels)
+    # shared memory: DLight's GEMV rule (a cross-thread reduction) took them, not a fallback
+    assert all(k["shared_bytes"] > 0 for k in kernels)
 

@@ -78,11 +78,11 @@ def _unpack_int4(packed: np.ndarray, k: int) -> np.ndarray:
 
 def dequant_matmul_te(x, packed, scales, *, bits: int, group_size: int):
     """TE: ``x @ dequantize(packed, scales)`` for float32 ``x`` [..., K], the weight decoded
-    inside the reduction (one kernel; nothing float is ever materialized). For int4 the
-    reduction runs over (byte row, nibble) and selects the nibble by its loop index, a
-    constant once the 2-long loop is unrolled (a shift by ``k % 2 * 4`` lowered to 64-bit
-    vector shifts and ran slower than int8; one step reading ``x[2k]`` and ``x[2k+1]`` trips
-    an assertion in DLight's GEMV analysis on GPUs)."""
+    inside the reduction (one kernel; nothing float is ever materialized). For int4 in the
+    CPU (blocked) layout the reduction runs over (byte row, nibble) and selects the nibble by
+    its loop index, a constant once the 2-long loop is unrolled (a shift by ``k % 2 * 4``
+    measured slower than int8 there; one step reading ``x[2k]`` and ``x[2k+1]`` trips an
+    assertion in DLight's GEMV analysis on GPUs)."""
     from tvm import te, tirx
 
     n_dim = scales.shape[-1]
@@ -99,8 +99,9 @@ def dequant_matmul_te(x, packed, scales, *, bits: int, group_size: int):
         return te.compute((*lead, n_dim), lambda *i: te.sum(
             x[(*i[:-1], k)] * (load(k, i[-1]).astype("float32") * scales[k // group_size, i[-1]]),
             axis=k), name="int8_matmul")
-    rows = te.reduce_axis((0, packed.shape[-2] if len(packed.shape) == 3 else packed.shape[0]),
-                          name="k2")
+    if len(packed.shape) == 2:
+        return _int4_single_axis(x, packed, scales, group_size, lead, n_dim)
+    rows = te.reduce_axis((0, packed.shape[-2]), name="k2")
     nibble = te.reduce_axis((0, 2), name="j")
 
     def body(*i):
@@ -110,5 +111,22 @@ def dequant_matmul_te(x, packed, scales, *, bits: int, group_size: int):
         weight = (q - tirx.const(8, "int32")).astype("float32") \
             * scales[rows // (group_size // 2), i[-1]]
         return te.sum(x[(*i[:-1], rows * 2 + nibble)] * weight, axis=[rows, nibble])
+
+    return te.compute((*lead, n_dim), body, name="int4_matmul")
+
+
+def _int4_single_axis(x, packed, scales, group_size, lead, n_dim):
+    """int4 over one reduction axis, the nibble shifted by ``k % 2 * 4``: the form DLight's
+    GPU GEMV rule recognizes (with two reduction axes it falls back to a plain reduction)."""
+    from tvm import te, tirx
+
+    k = te.reduce_axis((0, x.shape[-1]), name="k")
+
+    def body(*i):
+        shift = tirx.Cast("int32", k % 2) * tirx.const(4, "int32")
+        byte = packed[k // 2, i[-1]].astype("int32")
+        q = tirx.bitwise_and(tirx.shift_right(byte, shift), tirx.const(15, "int32"))
+        weight = (q - tirx.const(8, "int32")).astype("float32") * scales[k // group_size, i[-1]]
+        return te.sum(x[(*i[:-1], k)] * weight, axis=k)
 
     return te.compute((*lead, n_dim), body, name="int4_matmul")
