@@ -188,9 +188,10 @@ def test_group_size_must_be_a_positive_even_number(group_size):
         QuantizeOptions(mode="int4-weight", group_size=group_size)
 
 
-def test_group_size_not_dividing_the_input_channels_gets_a_shorter_last_group(tmp_path):
-    model = mlp_gemm(hidden=96, inter=160)  # group 64: 96 = 64 + 32, 160 = 2 x 64 + 32
-    x = np.random.default_rng(2).standard_normal((1, 96)).astype(np.float32)
+@pytest.mark.parametrize("hidden", [96, 95])  # 95: an odd input count for int4's byte pairs
+def test_group_size_not_dividing_the_input_channels_gets_a_shorter_last_group(hidden, tmp_path):
+    model = mlp_gemm(hidden=hidden, inter=160)  # group 64: 96 = 64 + 32, 160 = 2 x 64 + 32
+    x = np.random.default_rng(2).standard_normal((1, hidden)).astype(np.float32)
     got = accel.load(_compile(model, "int4-weight", tmp_path, group_size=64).path)(x=x)[0]
     exact = onnxruntime_outputs(dequantized_twin(model, 4, 64), {"x": x})[0]
     np.testing.assert_allclose(got, exact, rtol=1e-4, atol=1e-4)

@@ -10,9 +10,9 @@ from tvm import relax
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
 
-def quantizable_weight(call, bits: int = 8) -> bool:
+def quantizable_weight(call) -> bool:
     """True for ``matmul(x, W)``: float32 x with a static last axis, W a float32 [K, N]
-    constant (K even for int4: two input channels share a byte), float32 result."""
+    constant, float32 result."""
     if not isinstance(call.op, tvm.ir.Op) or call.op.name != "relax.matmul":
         return False
     x, w = call.args
@@ -25,8 +25,6 @@ def quantizable_weight(call, bits: int = 8) -> bool:
         return False
     last = ty.shape.values[-1]
     out = call.attrs.out_dtype
-    if bits == 4 and w.value.shape[0] % 2:
-        return False
     return isinstance(last, tvm.tirx.IntImm) and int(last) == w.value.shape[0] \
         and str(out) in ("None", "", "void", "float32")
 
@@ -39,13 +37,15 @@ class _Quantizer(PyExprMutator):
 
     def visit_call_(self, call):
         call = super().visit_call_(call)
-        if not quantizable_weight(call, self.bits):
+        if not quantizable_weight(call):
             return call
         from ..quantize.packing import block_columns, dequant_matmul_te, quantize_groupwise
 
         packed, scales = quantize_groupwise(call.args[1].value.numpy(), self.bits,
                                             self.group_size)
-        if self.block > 1 and packed.shape[1] % self.block == 0:
+        k, n = call.args[1].value.shape
+        # The blocked int4 kernel reads input channels in pairs: an odd K stays unblocked.
+        if self.block > 1 and n % self.block == 0 and (self.bits == 8 or k % 2 == 0):
             packed = block_columns(packed, self.block)
         return self.builder_.call_te(
             dequant_matmul_te, call.args[0], relax.const(packed), relax.const(scales),
@@ -58,7 +58,8 @@ class QuantizeMatmulWeights:
     """Replace every ``matmul(x, W)`` with a constant float32 [K, N] ``W`` by a dequantizing
     int8 (``bits=8``) or int4 (``bits=4``) matmul kernel with one float32 scale per
     ``group_size`` input channels per output. ``block`` > 1 stores the packed weights
-    blocked by that many output columns (when it divides them), for CPU schedules."""
+    blocked by that many output columns (when it divides them, and for int4 when K is even),
+    for CPU schedules."""
 
     def __init__(self, bits: int, group_size: int, block: int = 1):
         if bits not in (4, 8):

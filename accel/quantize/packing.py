@@ -3,9 +3,10 @@ dequantization (the reference), and the TE kernel that dequantizes inside the ma
 
 Layout, for a matmul weight ``W`` of shape [K, N] (K input channels, N outputs):
 
-- int8: ``q`` int8 [K, N]; int4 (K even): uint8 [K/2, N], input channels ``2i`` (low nibble)
-  and ``2i+1`` (high nibble) in one byte, each nibble ``q + 8``. Packing along K keeps the output
-  axis contiguous, so the kernel loads whole vectors of outputs and shifts them by a constant.
+- int8: ``q`` int8 [K, N]; int4: uint8 [ceil(K/2), N], input channels ``2i`` (low nibble)
+  and ``2i+1`` (high nibble) in one byte, each nibble ``q + 8`` (an odd K pads a zero).
+  Packing along K keeps the output axis contiguous, so the kernel loads whole vectors of
+  outputs and shifts them by a constant.
 - on CPUs the packed rows are blocked by output columns, [N/B, rows, B] (B: the schedule's
   vector tile), so each parallel task reads one contiguous stream (block_columns).
 - scales: float32 [ceil(K/G), N], one per group of ``G`` input channels per output;
