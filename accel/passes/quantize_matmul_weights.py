@@ -63,7 +63,9 @@ class QuantizeMatmulWeights:
 
     def __init__(self, bits: int, group_size: int, block: int = 1):
         if bits not in (4, 8):
-            raise ValueError(f"bits must be 4 or 8, not {bits}")
+            from ..errors import InternalError
+
+            raise InternalError(f"QuantizeMatmulWeights: bits must be 4 or 8, not {bits}")
         self.bits, self.group_size, self.block = bits, group_size, block
 
     def transform_module(self, mod, _ctx):
