@@ -104,6 +104,9 @@ def test_weight_only_mlp_matches_onnxruntime_on_dequantized_weights_and_fp32_wit
 
 def test_weight_only_artifacts_hold_4x_and_8x_fewer_weight_bytes(mlp_artifacts):
     _, artifacts = mlp_artifacts
+    for mode, storage, per_weight in (("int8-weight", "int8", 1), ("int4-weight", "uint8", 2)):
+        constants = artifacts[mode].manifest["report"]["quantize"]["constant_bytes"]
+        assert constants[storage] == 2 * HIDDEN * INTER // per_weight
     size = {mode: a.path.stat().st_size for mode, a in artifacts.items()}
     weights = 2 * HIDDEN * INTER * 4
     assert size[None] > weights  # the float32 weights are in the fp32 artifact
