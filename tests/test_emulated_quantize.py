@@ -41,3 +41,27 @@ def test_weight_only_rpi5_artifact_matches_onnxruntime_on_dequantized_weights(
     got, feeds = _run(farm, model, mode, tmp_path)
     (exact,) = models.onnxruntime_outputs(dequantized_twin(model, BITS[mode], 64), feeds)
     np.testing.assert_allclose(got[0], exact, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("mode", ["int8-weight", "int4-weight"])
+def test_weight_only_cortex_m7_package_matches_onnxruntime_under_qemu(mode, tmp_path):
+    from accel.micro import harness
+
+    from .conftest import require_tool
+
+    for tool in ("arm-none-eabi-gcc", "qemu-system-arm", "make"):
+        require_tool(tool)
+    model = mlp_gemm(hidden=64, inter=128)
+    options = CompileOptions(quantize=QuantizeOptions(mode=mode, group_size=32))
+    fp32 = accel.compile(model, "cortex-m7", output=tmp_path / "fp32")
+    package = accel.compile(model, "cortex-m7", options=options, output=tmp_path / "q")
+    feeds = models.feeds_for(model)
+    expected = models.onnxruntime_outputs(dequantized_twin(model, BITS[mode], 32), feeds)
+    main_c = harness.check_main(package, inputs=list(feeds.values()), expected=expected,
+                                rtol=1e-4, atol=1e-4)
+    exe = harness.build_test(package, main_c, work=tmp_path / "work", board="cortex-m7")
+    result = harness.run_test(exe, board="cortex-m7")
+    assert result.returncode == 0, result.output
+    # the Gemm bias stays float32 and scales come every 32 channels: 3.5x and 6.1x here
+    ratio = fp32.manifest["report"]["weights_bytes"] / package.manifest["report"]["weights_bytes"]
+    assert ratio > (3.0 if mode == "int8-weight" else 5.0)
