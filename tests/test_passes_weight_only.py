@@ -69,6 +69,19 @@ def test_quantize_matmul_weights_blocks_the_columns_when_the_block_divides_them(
     tvm.ir.assert_structural_equal(odd, _expected(weight, 8, 16))
 
 
+def test_quantize_matmul_weights_for_gpus_decodes_in_a_prologue_block():
+    from tvm import s_tir
+
+    weight = RNG.standard_normal((64, 32)).astype(np.float32)
+    after = QuantizeMatmulWeights(4, 16, block=16, prologue=True)(_matmul_add(weight))
+    kernel = next(f for gv, f in after.functions_items() if gv.name_hint == "int4_matmul")
+    sch = s_tir.Schedule(kernel)
+    names = [sch.get(b).name_hint for b in sch.get_child_blocks(sch.get_sblock("root"))]
+    assert names == ["int4_decode", "int4_matmul"]
+    packed = [c.value.numpy() for c in _constants(after) if str(c.value.dtype) == "uint8"]
+    assert packed[0].shape == (32, 32)  # the plain layout: no column blocks on GPUs
+
+
 def test_quantize_matmul_weights_keeps_batch_axes():
     weight = RNG.standard_normal((64, 48)).astype(np.float32)
     after = QuantizeMatmulWeights(8, 32)(_matmul_add(weight, (2, 5, 64)))
@@ -138,9 +151,11 @@ def test_column_blocks_make_each_block_of_outputs_contiguous():
 
 
 @pytest.mark.parametrize("bits", [8, 4])
-@pytest.mark.parametrize("x_shape,block", [((1, 96), 1), ((3, 4, 96), 1), ((1, 96), 8),
-                                           ((2, 96), 40), ((1, 95), 1)])
-def test_dequantizing_kernel_matches_numpy_on_the_dequantized_weight(bits, x_shape, block):
+@pytest.mark.parametrize("x_shape,block,prologue", [
+    ((1, 96), 1, False), ((3, 4, 96), 1, False), ((1, 96), 8, False), ((2, 96), 40, False),
+    ((1, 95), 1, False), ((1, 96), 1, True), ((2, 95), 1, True)])
+def test_dequantizing_kernel_matches_numpy_on_the_dequantized_weight(bits, x_shape, block,
+                                                                     prologue):
     from tvm import te
 
     k, n, group = x_shape[-1], 40, 64  # a ragged last group (96 = 64 + 32); 95: odd for int4
@@ -150,7 +165,7 @@ def test_dequantizing_kernel_matches_numpy_on_the_dequantized_weight(bits, x_sha
     x = te.placeholder(x_shape, "float32", "x")
     p = te.placeholder(packed.shape, str(packed.dtype), "p")
     s = te.placeholder(scales.shape, "float32", "s")
-    out = dequant_matmul_te(x, p, s, bits=bits, group_size=group)
+    out = dequant_matmul_te(x, p, s, bits=bits, group_size=group, prologue=prologue)
     func = tvm.compile(te.create_prim_func([x, p, s, out]), target="llvm")
     data = RNG.standard_normal(x_shape).astype(np.float32)
     result = tvm.runtime.tensor(np.zeros((*x_shape[:-1], n), np.float32))

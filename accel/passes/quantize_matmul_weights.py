@@ -31,9 +31,10 @@ def quantizable_weight(call) -> bool:
 
 @mutator
 class _Quantizer(PyExprMutator):
-    def __init__(self, mod, bits: int, group_size: int, block: int):
+    def __init__(self, mod, bits: int, group_size: int, block: int, prologue: bool):
         super().__init__(mod)
         self.bits, self.group_size, self.block = bits, group_size, block
+        self.prologue = prologue
 
     def visit_call_(self, call):
         call = super().visit_call_(call)
@@ -45,11 +46,12 @@ class _Quantizer(PyExprMutator):
                                             self.group_size)
         k, n = call.args[1].value.shape
         # The blocked int4 kernel reads input channels in pairs: an odd K stays unblocked.
-        if self.block > 1 and n % self.block == 0 and (self.bits == 8 or k % 2 == 0):
+        if self.block > 1 and n % self.block == 0 and (self.bits == 8 or k % 2 == 0) \
+                and not self.prologue:
             packed = block_columns(packed, self.block)
         return self.builder_.call_te(
             dequant_matmul_te, call.args[0], relax.const(packed), relax.const(scales),
-            bits=self.bits, group_size=self.group_size,
+            bits=self.bits, group_size=self.group_size, prologue=self.prologue,
             primfunc_name_hint=f"int{self.bits}_matmul")
 
 
@@ -59,18 +61,20 @@ class QuantizeMatmulWeights:
     int8 (``bits=8``) or int4 (``bits=4``) matmul kernel with one float32 scale per
     ``group_size`` input channels per output. ``block`` > 1 stores the packed weights
     blocked by that many output columns (when it divides them, and for int4 when K is even),
-    for CPU schedules."""
+    for CPU schedules; ``prologue`` decodes in a block of its own ahead of the matmul, for
+    DLight's GPU rules (plain layout)."""
 
-    def __init__(self, bits: int, group_size: int, block: int = 1):
+    def __init__(self, bits: int, group_size: int, block: int = 1, prologue: bool = False):
         if bits not in (4, 8):
             from ..errors import InternalError
 
             raise InternalError(f"QuantizeMatmulWeights: bits must be 4 or 8, not {bits}")
         self.bits, self.group_size, self.block = bits, group_size, block
+        self.prologue = prologue
 
     def transform_module(self, mod, _ctx):
         """Rewrite every Relax function of the module."""
-        quantizer = _Quantizer(mod, self.bits, self.group_size, self.block)
+        quantizer = _Quantizer(mod, self.bits, self.group_size, self.block, self.prologue)
         for gvar, func in mod.functions_items():
             if isinstance(func, relax.Function):
                 quantizer.builder_.update_func(gvar, quantizer.visit_expr(func))

@@ -77,13 +77,16 @@ def _unpack_int4(packed: np.ndarray, k: int) -> np.ndarray:
     return nibbles[:k] - 8
 
 
-def dequant_matmul_te(x, packed, scales, *, bits: int, group_size: int):
-    """TE: ``x @ dequantize(packed, scales)`` for float32 ``x`` [..., K], the weight decoded
-    inside the reduction (one kernel; nothing float is ever materialized). For int4 in the
-    CPU (blocked) layout the reduction runs over (byte row, nibble) and selects the nibble by
-    its loop index, a constant once the 2-long loop is unrolled (a shift by ``k % 2 * 4``
-    measured slower than int8 there; one step reading ``x[2k]`` and ``x[2k+1]`` trips an
-    assertion in DLight's GEMV analysis on GPUs)."""
+def dequant_matmul_te(x, packed, scales, *, bits: int, group_size: int,
+                      prologue: bool = False):
+    """TE: ``x @ dequantize(packed, scales)`` for float32 ``x`` [..., K], in one kernel.
+
+    By default the weight is decoded inside the reduction, so nothing float is materialized
+    whatever the schedule (Cortex-M packages run unscheduled loops). For int4 in the CPU
+    (blocked) layout the reduction runs over (byte row, nibble) and selects the nibble by its
+    loop index, a constant once the 2-long loop is unrolled (a shift by ``k % 2 * 4``
+    measured slower than int8 there). ``prologue`` (GPUs, plain layout) writes the decode as
+    its own block before the matmul, the form DLight's GPU rules inline into their tiles."""
     from tvm import te, tirx
 
     n_dim = scales.shape[-1]
@@ -95,6 +98,8 @@ def dequant_matmul_te(x, packed, scales, *, bits: int, group_size: int):
         block = packed.shape[-1]
         return packed[n // block, row, n % block]
 
+    if prologue:
+        return _decode_then_matmul(x, packed, scales, bits, group_size, lead, n_dim)
     if bits == 8:
         k = te.reduce_axis((0, x.shape[-1]), name="k")
         return te.compute((*lead, n_dim), lambda *i: te.sum(
@@ -117,8 +122,8 @@ def dequant_matmul_te(x, packed, scales, *, bits: int, group_size: int):
 
 
 def _int4_single_axis(x, packed, scales, group_size, lead, n_dim):
-    """int4 over one reduction axis, the nibble shifted by ``k % 2 * 4``: the form DLight's
-    GPU GEMV rule recognizes (with two reduction axes it falls back to a plain reduction)."""
+    """int4 in the plain layout over one reduction axis, the nibble shifted by ``k % 2 * 4``
+    (an odd K reads only the low nibble of the last, padded row)."""
     from tvm import te, tirx
 
     k = te.reduce_axis((0, x.shape[-1]), name="k")
@@ -131,3 +136,29 @@ def _int4_single_axis(x, packed, scales, group_size, lead, n_dim):
         return te.sum(x[(*i[:-1], k)] * weight, axis=k)
 
     return te.compute((*lead, n_dim), body, name="int4_matmul")
+
+
+def _decode_then_matmul(x, packed, scales, bits, group_size, lead, n_dim):
+    """The plain [rows, N] layout on GPUs: a decode block producing the float weight, then the
+    matmul block, in one kernel. DLight's GPU Matmul and GEMV rules inline such a decode
+    prologue into their tiles (the pattern of MLC-LLM's quantized models), and the Matmul
+    rule then tiles it like a float32 matmul; with the decode inside the reduction, a GEMM
+    fell back to a plain reduction. The decoded weight is never stored."""
+    from tvm import te, tirx
+
+    k_dim = x.shape[-1]
+
+    def decode(k, n):
+        if bits == 8:
+            q = packed[k, n].astype("float32")
+        else:
+            shift = tirx.Cast("int32", k % 2) * tirx.const(4, "int32")
+            byte = packed[k // 2, n].astype("int32")
+            q = (tirx.bitwise_and(tirx.shift_right(byte, shift), tirx.const(15, "int32"))
+                 - tirx.const(8, "int32")).astype("float32")
+        return q * scales[k // group_size, n]
+
+    weight = te.compute((k_dim, n_dim), decode, name=f"int{bits}_decode")
+    k = te.reduce_axis((0, k_dim), name="k")
+    return te.compute((*lead, n_dim), lambda *i: te.sum(x[(*i[:-1], k)] * weight[k, i[-1]],
+                                                        axis=k), name=f"int{bits}_matmul")

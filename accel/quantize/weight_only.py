@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..errors import UsageError
+from .fp16 import GPU_FAMILIES
 
 BITS = {"int8-weight": 8, "int4-weight": 4}
 
@@ -27,7 +28,8 @@ def quantize_weights(model, spec, options):
     # Fold the weight transposes (Gemm's transB, torch Linear) so the matmul sees a constant.
     mod = tvm.transform.Sequential([
         FoldSimpleConstants(),
-        QuantizeMatmulWeights(bits, options.group_size, block=column_block(spec)),
+        QuantizeMatmulWeights(bits, options.group_size, block=column_block(spec),
+                              prologue=spec.family in GPU_FAMILIES),
         relax.transform.DeadCodeElimination()])(model.mod)
     if quantized_matmuls(mod, bits) == 0:
         raise UsageError(
@@ -41,7 +43,7 @@ def quantize_weights(model, spec, options):
 def column_block(spec) -> int:
     """Output columns per weight block: the CPU schedule's vector tile for a GEMV (lanes x
     vectors per row, see accel/cpu_rules/tiles.py), so a task streams its block; 1 (plain
-    [rows, N]) on GPUs, whose DLight rules coalesce over N themselves."""
+    [rows, N]) on GPUs, whose DLight rules coalesce over N themselves, and on Cortex-M."""
     if spec.family not in ("x86-cpu", "arm-cpu"):
         return 1
     from ..cpu_rules.common import vector_lanes
