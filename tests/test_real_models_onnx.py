@@ -274,8 +274,12 @@ def test_magika_on_real_files():
            for p in (got, want)]
     print(f"magika label accuracy on {len(labels)} files: accel {acc[0]:.3f}, "
           f"onnxruntime {acc[1]:.3f}")
-    assert acc[1] > 0.7 and acc[0] == acc[1]
-    assert (got.argmax(1) == want.argmax(1)).all()
+    # a file whose top two scores are closer than onnxruntime's own error may flip either way
+    top2 = np.sort(want, axis=1)[:, -2:]
+    decisive = top2[:, 1] - top2[:, 0] > 2 * LOOSER["magika"]
+    print(f"files with a near tie: {int((~decisive).sum())}")
+    assert acc[1] > 0.7 and abs(acc[0] - acc[1]) <= (~decisive).mean()
+    assert (got.argmax(1) == want.argmax(1))[decisive].all()
     exact = np.array(compile_host(float64_model(path), {"bytes": (MAGIKA_BATCH, 2048)})(
         bytes=features[:MAGIKA_BATCH])[0])
     assert_close("magika vs float64", got[:MAGIKA_BATCH], exact, rtol=RTOL)
