@@ -92,13 +92,18 @@ def _input_specs(model, source, shapes) -> tuple[TensorSpec, ...]:
     return specs
 
 
+#: dim_params that mean "unknown", not a name shared between dims (Paddle's exports write '?'
+#: for PP-OCR's height and width)
+_UNNAMED_DIMS = frozenset({"?", "-1"})
+
+
 def _check_shared_dims(graph_inputs, specs, source) -> None:
     """A symbolic dim named in several inputs (e.g. 'batch') must be pinned to one value."""
     pinned: dict[str, tuple[int, str]] = {}
     for vi, spec in zip(graph_inputs, specs, strict=True):
         dims = vi.type.tensor_type.shape.dim
         for i, (dim, value) in enumerate(zip(dims, spec.shape, strict=False)):
-            if not dim.dim_param:
+            if not dim.dim_param or dim.dim_param in _UNNAMED_DIMS:
                 continue
             first = pinned.setdefault(dim.dim_param, (value, vi.name))
             if first[0] != value:
