@@ -39,7 +39,7 @@ def _simplify(target, spec, options):
 def _layout(target, spec, options):
     from .layout import layout_passes
 
-    return layout_passes(spec.family, options)
+    return layout_passes(spec.family, options, target)
 
 
 def _dispatch(target, spec, options):
@@ -59,7 +59,11 @@ def _fast_math(target, spec, options):
 def _legalize(target, spec, options):
     from tvm import relax
 
-    return [relax.transform.LegalizeOps(), relax.transform.AnnotateTIROpPattern()]
+    from .blocked_conv import legalize_conv2d
+    from .layout import BLOCKED_FAMILIES
+
+    custom = {"relax.nn.conv2d": legalize_conv2d} if spec.family in BLOCKED_FAMILIES else None
+    return [relax.transform.LegalizeOps(custom), relax.transform.AnnotateTIROpPattern()]
 
 
 def _fuse(target, spec, options):
