@@ -5,7 +5,7 @@ from __future__ import annotations
 from .options import CompileOptions, Layout
 
 #: Families whose default schedules want a layout other than the model's own.
-DEFAULT_LAYOUT = {"x86-cpu": Layout.NHWC, "arm-cpu": Layout.NHWC}
+DEFAULT_LAYOUT = {"x86-cpu": Layout.NCHWC, "arm-cpu": Layout.NHWC}
 
 #: Families whose pipelines legalize blocked convolutions (``accel.blocked_conv``).
 BLOCKED_FAMILIES = frozenset({"x86-cpu", "arm-cpu"})

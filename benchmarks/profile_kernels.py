@@ -95,15 +95,16 @@ def main(argv: list[str] | None = None) -> int:
     for gv, func in mod.functions.items():
         if isinstance(func, tvm.tirx.PrimFunc) and counts.get(gv.name_hint):
             ms = time_kernel(func, target, args.repeat)
+            shapes = " ".join("x".join(str(int(d)) for d in b.shape) for b in func.params)
             rows.append((ms * counts[gv.name_hint], ms, counts[gv.name_hint], gv.name_hint,
-                         bool(func.attrs and func.attrs.get("tirx.is_scheduled", False))))
+                         shapes))
     rows.sort(reverse=True)
     total = sum(r[0] for r in rows)
     print(f"{name}: {len(rows)} kernels, sum {total:.2f} ms")
-    print("| total ms | share | ms/call | calls | scheduled | kernel |")
+    print("| total ms | share | ms/call | calls | kernel | argument shapes |")
     print("|---|---|---|---|---|---|")
-    for tot, ms, n, kname, sched in rows[:args.top]:
-        print(f"| {tot:.3f} | {100 * tot / total:.1f}% | {ms:.3f} | {n} | {sched} | {kname} |")
+    for tot, ms, n, kname, shapes in rows[:args.top]:
+        print(f"| {tot:.3f} | {100 * tot / total:.1f}% | {ms:.3f} | {n} | {kname} | {shapes} |")
     return 0
 
 
