@@ -42,6 +42,14 @@ def _layout(target, spec, options):
     return layout_passes(spec.family, options, target)
 
 
+def _attention(target, spec, options):
+    from .cpu_rules.common import vector_lanes
+    from .passes import FuseAttention
+
+    # the fused kernel is a parallel loop nest: for CPUs that run a TVM thread pool
+    return [FuseAttention(vector_lanes(target))] if spec.family in ("x86-cpu", "arm-cpu") else []
+
+
 def _dispatch(target, spec, options):
     from tvm import relax
 
@@ -114,6 +122,7 @@ def _finalize(target, spec, options):
 CLEANUP = Phase("cleanup", _cleanup)
 SIMPLIFY = Phase("simplify", _simplify, OptLevel.O1)
 LAYOUT = Phase("layout", _layout)
+ATTENTION = Phase("attention", _attention, OptLevel.O1)
 DISPATCH = Phase("dispatch", _dispatch)
 FAST_MATH = Phase("fast-math", _fast_math, OptLevel.O2)
 LEGALIZE = Phase("legalize", _legalize)
@@ -124,8 +133,8 @@ ADRENO_TEXTURE = Phase("adreno-texture", _adreno_texture)
 LOWER = Phase("lower", _lower)
 FINALIZE = Phase("finalize", _finalize)
 
-_CPU = (CLEANUP, SIMPLIFY, LAYOUT, DISPATCH, FAST_MATH, LEGALIZE, FUSE, APPLY_TUNING, SCHEDULE,
-        LOWER, FINALIZE)
+_CPU = (CLEANUP, SIMPLIFY, LAYOUT, ATTENTION, DISPATCH, FAST_MATH, LEGALIZE, FUSE, APPLY_TUNING,
+        SCHEDULE, LOWER, FINALIZE)
 # GPUs always need the schedule phase: an unscheduled kernel has no thread binding.
 _GPU = (CLEANUP, SIMPLIFY, DISPATCH, LEGALIZE, FUSE, APPLY_TUNING, SCHEDULE, LOWER, FINALIZE)
 _ADRENO = (CLEANUP, SIMPLIFY, DISPATCH, ADRENO_TEXTURE, LOWER, FINALIZE)

@@ -2,6 +2,7 @@
 
 from .fold_batch_norm_into_conv import FoldBatchNormIntoConv
 from .fold_simple_constants import FoldSimpleConstants
+from .fuse_attention import FuseAttention
 from .lift_scalar_min_max import LiftScalarMinMax
 
-__all__ = ["FoldBatchNormIntoConv", "FoldSimpleConstants", "LiftScalarMinMax"]
+__all__ = ["FoldBatchNormIntoConv", "FoldSimpleConstants", "FuseAttention", "LiftScalarMinMax"]
