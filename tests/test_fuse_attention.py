@@ -160,3 +160,16 @@ def test_encoder_layer_attention_is_fused_and_matches_onnxruntime(level, tmp_pat
                                 options=CompileOptions(disabled_passes=("accel.FuseAttention",)))
         report, plain = artifact.manifest["report"], unfused.manifest["report"]
         assert report["kernels"] < plain["kernels"]
+
+
+@pytest.mark.e2e
+def test_the_fused_attention_kernel_cross_compiles_for_aarch64(tmp_path):
+    from .conftest import require_tool
+
+    require_tool("aarch64-linux-gnu-g++")
+    onnx.save(_encoder_layer(), tmp_path / "enc.onnx")
+    artifact = accel.compile(tmp_path / "enc.onnx", "aarch64-linux", output=tmp_path / "a.accel",
+                             dump_ir=tmp_path / "ir")
+    assert artifact.path.is_file()
+    assert any("def attention(" in p.read_text() for p in (tmp_path / "ir").rglob("*")
+               if p.is_file())
