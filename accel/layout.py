@@ -5,7 +5,10 @@ from __future__ import annotations
 from .options import CompileOptions, Layout
 
 #: Families whose default schedules want a layout other than the model's own.
-DEFAULT_LAYOUT = {"x86-cpu": Layout.NHWC, "arm-cpu": Layout.NHWC}
+DEFAULT_LAYOUT = {"x86-cpu": Layout.NCHWC, "arm-cpu": Layout.NHWC}
+
+#: Families whose pipelines legalize blocked convolutions (``accel.blocked_conv``).
+BLOCKED_FAMILIES = frozenset({"x86-cpu", "arm-cpu"})
 
 #: relax.transform.ConvertLayout's desired layouts, [data, kernel] per op; pools, elementwise
 #: ops and reductions follow their input's layout, so activations stay converted between convs.
@@ -20,8 +23,12 @@ def resolved_layout(family: str, options: CompileOptions) -> Layout:
     return options.desired_layout or DEFAULT_LAYOUT.get(family, Layout.NATIVE)
 
 
-def layout_passes(family: str, options: CompileOptions) -> list:
-    """ConvertLayout, then fold the weight transposes it inserts into the constants."""
+def layout_passes(family: str, options: CompileOptions, target=None) -> list:
+    """ConvertLayout, then fold the weight transposes it inserts into the constants.
+
+    NCHWc picks each convolution's channel blocks from the target's vector width
+    (``accel.blocked_conv.conv_layouts``); it needs a family that can legalize them.
+    """
     from tvm import relax
 
     from .passes import FoldSimpleConstants
@@ -30,6 +37,20 @@ def layout_passes(family: str, options: CompileOptions) -> list:
     layout = resolved_layout(family, options)
     if layout is Layout.NATIVE:
         return []
-    return [ConvertConvLayout(_CONVERT[layout], [relax.transform.Normalize(),
-                                                 FoldSimpleConstants(),
-                                                 relax.transform.FoldConstant()])]
+    then = [relax.transform.Normalize(), FoldSimpleConstants(), relax.transform.FoldConstant()]
+    if layout is Layout.NCHWC:
+        return [ConvertConvLayout({}, then, layout_cb=_blocked_cb(family, target))]
+    return [ConvertConvLayout(_CONVERT[layout], then)]
+
+
+def _blocked_cb(family: str, target):
+    from .blocked_conv import conv_layouts
+    from .cpu_rules.common import vector_lanes
+    from .errors import UsageError
+
+    if family not in BLOCKED_FAMILIES:
+        raise UsageError(f"layout NCHWc is not available for {family} targets",
+                         hint="valid there: " + ", ".join(
+                             v.value for v in Layout if v is not Layout.NCHWC))
+    lanes = vector_lanes(target)
+    return lambda call: conv_layouts(call, lanes)

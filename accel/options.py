@@ -31,10 +31,12 @@ class OptLevel(enum.Enum):
 
 
 class Layout(enum.Enum):
-    """Activation layout for convolutions; ``native`` keeps the model's (NCHW for ONNX)."""
+    """Activation layout for convolutions; ``native`` keeps the model's (NCHW for ONNX);
+    ``NCHWc`` blocks channels (NCHW{c}c activations, OIHW{i}i{o}o weights; CPU targets)."""
 
     NATIVE = "native"
     NHWC = "NHWC"
+    NCHWC = "NCHWc"
 
     @classmethod
     def parse(cls, value: str | Layout | None) -> Layout | None:

@@ -39,7 +39,15 @@ def _simplify(target, spec, options):
 def _layout(target, spec, options):
     from .layout import layout_passes
 
-    return layout_passes(spec.family, options)
+    return layout_passes(spec.family, options, target)
+
+
+def _attention(target, spec, options):
+    from .cpu_rules.common import vector_lanes
+    from .passes import FuseAttention
+
+    # the fused kernel is a parallel loop nest: for CPUs that run a TVM thread pool
+    return [FuseAttention(vector_lanes(target))] if spec.family in ("x86-cpu", "arm-cpu") else []
 
 
 def _dispatch(target, spec, options):
@@ -59,7 +67,11 @@ def _fast_math(target, spec, options):
 def _legalize(target, spec, options):
     from tvm import relax
 
-    return [relax.transform.LegalizeOps(), relax.transform.AnnotateTIROpPattern()]
+    from .blocked_conv import legalize_conv2d
+    from .layout import BLOCKED_FAMILIES
+
+    custom = {"relax.nn.conv2d": legalize_conv2d} if spec.family in BLOCKED_FAMILIES else None
+    return [relax.transform.LegalizeOps(custom), relax.transform.AnnotateTIROpPattern()]
 
 
 def _fuse(target, spec, options):
@@ -110,6 +122,7 @@ def _finalize(target, spec, options):
 CLEANUP = Phase("cleanup", _cleanup)
 SIMPLIFY = Phase("simplify", _simplify, OptLevel.O1)
 LAYOUT = Phase("layout", _layout)
+ATTENTION = Phase("attention", _attention, OptLevel.O1)
 DISPATCH = Phase("dispatch", _dispatch)
 FAST_MATH = Phase("fast-math", _fast_math, OptLevel.O2)
 LEGALIZE = Phase("legalize", _legalize)
@@ -120,8 +133,8 @@ ADRENO_TEXTURE = Phase("adreno-texture", _adreno_texture)
 LOWER = Phase("lower", _lower)
 FINALIZE = Phase("finalize", _finalize)
 
-_CPU = (CLEANUP, SIMPLIFY, LAYOUT, DISPATCH, FAST_MATH, LEGALIZE, FUSE, APPLY_TUNING, SCHEDULE,
-        LOWER, FINALIZE)
+_CPU = (CLEANUP, SIMPLIFY, LAYOUT, ATTENTION, DISPATCH, FAST_MATH, LEGALIZE, FUSE, APPLY_TUNING,
+        SCHEDULE, LOWER, FINALIZE)
 # GPUs always need the schedule phase: an unscheduled kernel has no thread binding.
 _GPU = (CLEANUP, SIMPLIFY, DISPATCH, LEGALIZE, FUSE, APPLY_TUNING, SCHEDULE, LOWER, FINALIZE)
 _ADRENO = (CLEANUP, SIMPLIFY, DISPATCH, ADRENO_TEXTURE, LOWER, FINALIZE)

@@ -38,6 +38,20 @@ def _max_pool_nhwc(h=10, c=16):
                                                   "max", layout="NHWC")])
 
 
+def _blocked_conv(ic_chunks=8, hw=6, depthwise=False):
+    """An NCHW32c conv (8 input blocks) with relu; depthwise, a 5x5 stride 2 one."""
+    from accel.blocked_conv import conv2d_nchwc, depthwise_conv2d_nchwc
+
+    x = te.placeholder((1, ic_chunks, hw, hw, 32), name="x")
+    if depthwise:
+        w = te.placeholder((ic_chunks, 1, 5, 5, 1, 32), name="w")
+        y = depthwise_conv2d_nchwc(x, w, (2, 2), (2, 2, 2, 2), (1, 1))
+    else:
+        w = te.placeholder((2, ic_chunks, 3, 3, 32, 32), name="w")
+        y = conv2d_nchwc(x, w, (1, 1), (1, 1, 1, 1), (1, 1))
+    return te.create_prim_func([x, w, topi.nn.relu(y)])
+
+
 def _scheduled(rule, func, target):
     target = tvm.target.Target(target)
     sch = rule.apply(func, target, False)
@@ -70,7 +84,8 @@ def test_injective_rule_declines_kernels_with_a_reduction():
 
 @pytest.mark.e2e
 @pytest.mark.parametrize("build", [lambda: _dense_bias_relu(5, 7, 13), lambda: _dense_bias_relu(),
-                                   _depthwise_nhwc, _max_pool_nhwc])
+                                   _depthwise_nhwc, _max_pool_nhwc, _blocked_conv,
+                                   lambda: _blocked_conv(2, 9, depthwise=True)])
 def test_contraction_schedules_compute_what_the_plain_loops_compute(build):
     func = build()
     target = tvm.target.Target({"kind": "llvm"})

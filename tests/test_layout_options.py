@@ -29,8 +29,8 @@ def test_each_level_and_layout_matches_onnxruntime(name, level, layout, model_di
 
 
 @pytest.mark.unit
-def test_cpu_families_default_to_nhwc_and_gpus_keep_the_model_layout():
-    assert resolved_layout("x86-cpu", CompileOptions()) is Layout.NHWC
+def test_cpu_families_default_to_blocked_or_nhwc_and_gpus_keep_the_model_layout():
+    assert resolved_layout("x86-cpu", CompileOptions()) is Layout.NCHWC
     assert resolved_layout("arm-cpu", CompileOptions()) is Layout.NHWC
     assert resolved_layout("cuda", CompileOptions()) is Layout.NATIVE
     assert resolved_layout("x86-cpu", CompileOptions(desired_layout="native")) is Layout.NATIVE

@@ -17,7 +17,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--disable-pass", action="append", default=[], metavar="NAME",
                         help="skip a pass by name (repeatable)")
     parser.add_argument("--desired-layout", metavar="LAYOUT", default=None,
-                        help="convolution layout: native or NHWC (default: per target family)")
+                        help="convolution layout: native, NHWC or NCHWc (default: per target "
+                             "family)")
     parser.add_argument("--dump-ir", metavar="DIR", help="write the IR after every pass")
     parser.add_argument("--targets-dir", help="extra folder of target TOML files")
     parser.add_argument("--toolchain", metavar="CXX",

@@ -2,9 +2,10 @@
 
 from .fold_batch_norm_into_conv import FoldBatchNormIntoConv
 from .fold_simple_constants import FoldSimpleConstants
+from .fuse_attention import FuseAttention
 from .lift_scalar_min_max import LiftScalarMinMax
 from .quantize_matmul_weights import QuantizeMatmulWeights
 from .upcast_float16_math import UpcastFloat16Math
 
-__all__ = ["FoldBatchNormIntoConv", "FoldSimpleConstants", "LiftScalarMinMax",
+__all__ = ["FoldBatchNormIntoConv", "FoldSimpleConstants", "FuseAttention", "LiftScalarMinMax",
            "QuantizeMatmulWeights", "UpcastFloat16Math"]

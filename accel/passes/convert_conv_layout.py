@@ -29,9 +29,10 @@ def has_convolution(mod) -> bool:
     return bool(found)
 
 
-def ConvertConvLayout(desired: dict, then: list):  # noqa: N802 - passes are named like TVM's
-    """ConvertLayout(desired) followed by the ``then`` passes, when the module has a conv."""
-    inner = tvm.transform.Sequential([relax.transform.ConvertLayout(desired), *then])
+def ConvertConvLayout(desired: dict, then: list, layout_cb=None):  # noqa: N802 - like TVM's
+    """ConvertLayout(desired, layout_cb) followed by the ``then`` passes, when the module has a
+    conv; ``layout_cb(call)`` (when given) picks each call's layouts instead of ``desired``."""
+    inner = tvm.transform.Sequential([relax.transform.ConvertLayout(desired, layout_cb), *then])
 
     @tvm.transform.module_pass(opt_level=0, name="accel.ConvertConvLayout")
     def convert(mod, _ctx):

@@ -135,7 +135,9 @@ class _Session:
 
         logging.getLogger("tvm.s_tir.meta_schedule").setLevel(logging.WARNING)
         self.target = self.spec.tvm_target()
-        extracted = ms.relax_integration.extract_tasks(self._fused(model.mod), self.target)
+        extracted = [t for t in ms.relax_integration.extract_tasks(self._fused(model.mod),
+                                                                   self.target)
+                     if not _prescheduled(t)]
         if not extracted:
             raise UsageError(f"{model.source}: no kernel to tune for target '{self.spec.name}'")
         strategy = ms.search_strategy.EvolutionarySearch(
@@ -352,3 +354,10 @@ def _duration(seconds: float) -> str:
     if seconds >= 3600:
         return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
     return f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def _prescheduled(task) -> bool:
+    """Whether the pipeline already scheduled this kernel (the fused attention kernel): MetaSchedule
+    is given only the kernels that the default rules would schedule."""
+    func = task.dispatched[0]["main"]
+    return bool(func.attrs and func.attrs.get("tirx.is_scheduled", False))
