@@ -136,6 +136,8 @@ def _compile_new(model, spec, options, key, store, policy, output, *, example_in
     report["phases"].insert(0, {"name": "import", "seconds": round(import_s, 4)})
     if options.quantize is not None:
         report["phases"].insert(1, {"name": "quantize", "seconds": round(quantize_s, 4)})
+        if model.quantization is not None:
+            report["quantization"] = model.quantization
     manifest, members = _package(model, spec, options, executable, report)
     if pristine is not None:  # what accel.opencl needs to run the kernels without TVM
         from .opencl.plan import artifact_members

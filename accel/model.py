@@ -24,6 +24,8 @@ class Model:
     sha256: str
     source: str
     format: str  # "onnx" or "torch"
+    #: what --quantize did (sites, ranges, scales, errors), for the compile report
+    quantization: dict | None = None
 
 
 def load_model(model, *, example_inputs=None, options: CompileOptions | None = None) -> Model:

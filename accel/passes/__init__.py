@@ -2,6 +2,9 @@
 
 from .fold_batch_norm_into_conv import FoldBatchNormIntoConv
 from .fold_simple_constants import FoldSimpleConstants
+from .insert_qdq import InsertQDQ
 from .lift_scalar_min_max import LiftScalarMinMax
+from .lower_qdq_to_integer import LowerQDQToInteger
 
-__all__ = ["FoldBatchNormIntoConv", "FoldSimpleConstants", "LiftScalarMinMax"]
+__all__ = ["FoldBatchNormIntoConv", "FoldSimpleConstants", "InsertQDQ", "LiftScalarMinMax",
+           "LowerQDQToInteger"]
