@@ -121,6 +121,7 @@ def test_int8_digits_accuracy_is_within_one_point_of_fp32(digits, observer):
     assert int8_accuracy >= fp32_accuracy - 0.01, (observer, int8_accuracy, fp32_accuracy)
     report = artifact.manifest["report"]["quantization"]
     assert [s["name"] for s in report["sites"]] == ["conv2d_0", "conv2d_1", "matmul_2"]
+    assert [s["layer"] for s in report["sites"]] == ["conv1", "conv2", "fc"]  # ONNX nodes
     assert all(s["quantized"] for s in report["sites"])
     assert report["sites"][0]["inputs"][0]["dtype"] == "uint8"  # images are never negative
 
@@ -153,6 +154,16 @@ def test_keep_float_leaves_the_named_layer_in_float(digits):
 
 
 @pytest.mark.e2e
+def test_keep_float_takes_onnx_node_names(digits):
+    model, _ = digits
+    quantized = quantize_int8(load_model(model), None,
+                              QuantizeOptions(observer="minmax", keep_float=("conv1",)),
+                              qm.calibration_sets(1))
+    assert [s["quantized"] for s in quantized.quantization["sites"]] == [False, True, True]
+    assert _integer_ops(quantized.mod)[0] == ("conv2d", "float32", "float32")
+
+
+@pytest.mark.e2e
 def test_sensitivity_keeps_layers_whose_error_exceeds_the_bound(digits):
     model, _ = digits
     imported = load_model(model)
@@ -178,7 +189,8 @@ def test_unknown_keep_float_name_lists_the_layers(digits):
         quantize_int8(load_model(model), None, QuantizeOptions(keep_float=("conv2d_9",)),
                       qm.calibration_sets(1))
     assert "conv2d_9" in info.value.message
-    assert "conv2d_0" in info.value.hint and "matmul_2" in info.value.hint
+    assert "did you mean 'conv2d_1'" in info.value.hint
+    assert all(n in info.value.hint for n in ("conv2d_0", "matmul_2", "conv1", "fc"))
 
 
 @pytest.mark.unit

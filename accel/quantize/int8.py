@@ -15,7 +15,7 @@ from ..errors import UsageError, did_you_mean
 from ..passes.insert_qdq import InsertQDQ, SiteQuant
 from .host import HostRunner, prepare, with_extra_outputs
 from .observers import Observer
-from .sites import Site, find_sites
+from .sites import Site, find_sites, source_names
 
 #: calibration sets used to measure errors (sensitivity, report); more only cost time
 ERROR_SETS = 4
@@ -25,27 +25,32 @@ def quantize_int8(model, spec, options, calibration):
     """``model`` with its convs and matmuls quantized to int8 from ``calibration`` (input dicts)."""
     prepared = prepare(model.mod)
     sites = find_sites(prepared["main"])
-    _check_names(options.keep_float, [s.name for s in sites])
+    aliases = source_names(prepared["main"], model.layers)
+    keep = _resolve_names(options.keep_float, [s.name for s in sites], aliases)
     observers, reference, sample = _calibrate(model, prepared, sites, calibration, options)
     table = {s.name: site_quant(s, observers[s.name]) for s in sites}
     rows = {s.name: _row(s, observers[s.name], table[s.name], sample.get(s.name)) for s in sites}
-    kept = {name: "keep_float option" for name in options.keep_float}
+    kept = {name: "keep_float option" for name in keep}
     if options.sensitivity is not None:
         _sensitivity(model, prepared, table, kept, rows, reference, options.sensitivity)
     chosen = {name: q for name, q in table.items() if name not in kept}
     mod = InsertQDQ(chosen)(prepared) if chosen else prepared
-    report = _report(options, calibration, sites, rows, kept, table)
+    report = _report(options, calibration, sites, rows, kept, table, aliases)
     if options.sensitivity is not None and chosen:
         report["output_error"] = _output_error(model, mod, reference)
     return dataclasses.replace(model, mod=mod, quantization=report)
 
 
-def _check_names(keep_float, names) -> None:
+def _resolve_names(keep_float, names, aliases) -> set[str]:
+    """The site names that ``keep_float`` means: site names or the frontend's layer names."""
+    by_alias = {alias: name for name, alias in aliases.items()}
+    valid = [*names, *by_alias]
     for name in keep_float:
-        if name not in names:
+        if name not in names and name not in by_alias:
             raise UsageError(f"--keep-float: the model has no quantizable layer '{name}'",
-                             hint=did_you_mean(name, names) if names else
+                             hint=did_you_mean(name, valid) if valid else
                              "the model has no conv or matmul layers")
+    return {by_alias.get(name, name) for name in keep_float}
 
 
 def _calibrate(model, prepared, sites, calibration, options):
@@ -160,14 +165,15 @@ def _sensitivity(model, prepared, table, kept, rows, reference, bound) -> None:
             kept[name] = f"sensitivity: output error {error:.4g} > {bound:g}"
 
 
-def _report(options, calibration, sites, rows, kept, table) -> dict:
+def _report(options, calibration, sites, rows, kept, table, aliases) -> dict:
     weights = [q for n, q in table.items() if q.weight is not None and n not in kept]
     int8_bytes = sum(q.weight.nbytes for q in weights)
     return {
         "mode": options.mode.value, "observer": options.observer,
         "calibration_sets": len(calibration),
-        "sites": [{**rows[s.name], "quantized": s.name not in kept,
-                   "kept_float": kept.get(s.name)} for s in sites],
+        "sites": [{**rows[s.name], "layer": aliases.get(s.name),
+                   "quantized": s.name not in kept, "kept_float": kept.get(s.name)}
+                  for s in sites],
         "quantized": sum(s.name not in kept for s in sites),
         "kept_float": len(kept),
         "weight_bytes": {"int8": int8_bytes, "float32": 4 * int8_bytes},

@@ -73,3 +73,19 @@ def find_sites(func: relax.Function) -> list[Site]:
                 kind, axis = found
                 sites.append(Site(f"{kind}_{len(sites)}", binding.var, binding.value, axis))
     return sites
+
+
+def source_names(func: relax.Function, layers) -> dict[str, str]:
+    """Site name -> the frontend's layer name (e.g. the ONNX node), when the function's convs
+    and matmuls are exactly the frontend's ``layers`` (kind, name) in order; else empty."""
+    calls = [b.value for block in func.body.blocks for b in block.bindings
+             if isinstance(b, relax.VarBinding) and isinstance(b.value, relax.Call)
+             and isinstance(b.value.op, tvm.ir.Op)
+             and (b.value.op.name in CONV_OPS or b.value.op.name == "relax.matmul")]
+    kinds = ["conv" if c.op.name in CONV_OPS else "matmul" for c in calls]
+    names = [name for _, name in layers]
+    if kinds != [kind for kind, _ in layers] or not all(names) or \
+            len(set(names)) != len(names):
+        return {}
+    by_call = dict(zip(calls, names, strict=True))
+    return {s.name: by_call[s.call] for s in find_sites(func)}
