@@ -92,3 +92,28 @@ def accuracy(run) -> float:
     pred = np.concatenate([np.asarray(run(x[i:i + BATCH])).argmax(1)
                            for i in range(0, TEST, BATCH)])
     return float((pred == y).mean())
+
+
+def depthwise_conv1d_attention() -> onnx.ModelProto:
+    """Depthwise Conv, Relu, Reshape, a Conv 1-D and a MatMul of two activations (x @ x^T)."""
+    rng = np.random.default_rng(3)
+    inits = [numpy_helper.from_array(rng.standard_normal((4, 1, 3, 3)).astype(np.float32), "dw"),
+             numpy_helper.from_array(rng.standard_normal(4).astype(np.float32), "db"),
+             numpy_helper.from_array(np.array([1, 4, 64], np.int64), "shape"),
+             numpy_helper.from_array(rng.standard_normal((4, 4, 3)).astype(np.float32) * 0.3,
+                                     "w1")]
+    nodes = [
+        helper.make_node("Conv", ["x", "dw", "db"], ["d"], name="depthwise", pads=[1] * 4,
+                         group=4),
+        helper.make_node("Relu", ["d"], ["r"], name="relu"),
+        helper.make_node("Reshape", ["r", "shape"], ["s"], name="reshape"),
+        helper.make_node("Conv", ["s", "w1"], ["c"], name="conv1d", pads=[1, 1]),
+        helper.make_node("Transpose", ["c"], ["t"], name="transpose", perm=[0, 2, 1]),
+        helper.make_node("MatMul", ["c", "t"], ["y"], name="gram")]
+    graph = helper.make_graph(
+        nodes, "mixed", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 4])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model

@@ -39,7 +39,7 @@ def _integer_ops(mod) -> list[tuple[str, str, str]]:
 
     def visit(expr):
         if isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op) and \
-                expr.op.name in ("relax.nn.conv2d", "relax.matmul"):
+                expr.op.name in ("relax.nn.conv1d", "relax.nn.conv2d", "relax.matmul"):
             found.append((expr.op.name.rsplit(".", 1)[1], str(expr.args[0].ty.dtype),
                           str(expr.ty.dtype)))
 
@@ -181,6 +181,27 @@ def test_sensitivity_keeps_layers_whose_error_exceeds_the_bound(digits):
                if s["name"] in kept)
 
 
+@pytest.mark.e2e
+def test_int8_covers_depthwise_conv1d_and_a_matmul_of_two_activations():
+    import onnxruntime as ort
+
+    model = qm.depthwise_conv1d_attention()
+    sets = [{"x": RNG.standard_normal((1, 4, 8, 8)).astype(np.float32)} for _ in range(8)]
+    quantized = quantize_int8(load_model(model), None, QuantizeOptions(observer="minmax"), sets)
+    assert [s["name"] for s in quantized.quantization["sites"]] == \
+        ["conv2d_0", "conv1d_1", "matmul_2"]
+    assert _integer_ops(quantized.mod) == [("conv2d", "int8", "int32"),
+                                           ("conv1d", "uint8", "int32"),
+                                           ("matmul", "int8", "int32")]
+    compiled = accel.load(accel.compile(model, cache="off", options=_int8("minmax"),
+                                        calibration=sets).path)
+    session = ort.InferenceSession(model.SerializeToString())
+    for inputs in sets[:3]:
+        want = session.run(None, inputs)[0]
+        got = _first(compiled(**inputs))
+        assert np.linalg.norm(got - want) / np.linalg.norm(want) < 0.05
+
+
 # -- errors ------------------------------------------------------------------------------------
 @pytest.mark.unit
 def test_unknown_keep_float_name_lists_the_layers(digits):
@@ -294,6 +315,24 @@ def test_cli_compiles_with_a_calibration_folder(digits, tmp_path, capsys):
     report = accel.load(out).artifact.manifest["report"]["quantization"]
     assert report["calibration_sets"] == 3 and report["kept_float"] == 1
     assert "int8: 2 of 3 layers quantized" in capsys.readouterr().out
+
+
+@pytest.mark.e2e
+def test_int8_c_package_computes_what_the_int8_artifact_computes(tmp_path):
+    from accel.micro import harness
+
+    model = qm.depthwise_conv1d_attention()
+    sets = [{"x": RNG.standard_normal((1, 4, 8, 8)).astype(np.float32)} for _ in range(4)]
+    package = accel.compile(model, "c-host", options=_int8("minmax"), calibration=sets,
+                            output=tmp_path / "model_c")
+    assert "const int8_t" in (tmp_path / "model_c" / "weights.c").read_text()
+    artifact = accel.load(accel.compile(model, cache="off", options=_int8("minmax"),
+                                        calibration=sets).path)
+    expected = _first(artifact(**sets[0]))
+    main_c = harness.check_main(package, inputs=[sets[0]["x"]], expected=[expected],
+                                rtol=1e-4, atol=1e-4 * float(np.abs(expected).max()))
+    result = harness.run_test(harness.build_test(package, main_c, work=tmp_path / "work"))
+    assert result.returncode == 0, result.output
 
 
 @pytest.mark.e2e
