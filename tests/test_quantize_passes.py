@@ -53,7 +53,7 @@ def test_insert_qdq_leaves_unlisted_sites_alone():
     tvm.ir.assert_structural_equal(InsertQDQ({})(before), before)
 
 
-def _qdq_conv_bias_relu_quantize():
+def _qdq_conv_bias_relu_quantize(relu6: bool = False):
     """What InsertQDQ (or onnxruntime's QDQ format) leaves: dq -> conv -> +bias -> relu -> q."""
     bb, x = relax.BlockBuilder(), _x()
     with bb.function("main", [x]):
@@ -62,7 +62,7 @@ def _qdq_conv_bias_relu_quantize():
             dw = dequantized_weight(bb, W, SW, 0)
             c = bb.emit(relax.op.nn.conv2d(dx, dw, **CONV))
             b = bb.emit(relax.op.add(c, relax.const(BIAS.reshape(1, 4, 1, 1))))
-            r = bb.emit(relax.op.nn.relu(b))
+            r = bb.emit(relax.op.clip(b, 0.0, 0.5) if relu6 else relax.op.nn.relu(b))
             q = bb.emit(relax.op.quantize(r, relax.const(np.float32(SY)),
                                           relax.const(0, "uint8"), out_dtype="uint8"))
             out = bb.emit_output(q)
@@ -92,12 +92,16 @@ def test_lower_qdq_to_integer_makes_an_int8_conv_with_int32_bias_and_requantize(
     tvm.ir.assert_structural_equal(after, bb.get())
 
 
-def test_lower_qdq_to_integer_computes_what_the_float_graph_computes():
-    before = _qdq_conv_bias_relu_quantize()
+@pytest.mark.parametrize("relu6", [False, True])
+def test_lower_qdq_to_integer_computes_what_the_float_graph_computes(relu6):
+    before = _qdq_conv_bias_relu_quantize(relu6)
     x = RNG.standard_normal((1, 3, 8, 8)).astype(np.float32)
     target = tvm.target.Target({"kind": "llvm"})
     results = []
-    for mod in (before, LowerQDQToInteger()(before)):
+    after = LowerQDQToInteger()(before)
+    assert "R.nn.relu" not in after.script() and "R.dequantize" not in after.script()
+    assert after.script().count("R.clip(") == 1  # only the requantize clamps
+    for mod in (before, after):
         vm = relax.VirtualMachine(tvm.compile(mod, target), tvm.cpu())
         results.append(vm["main"](tvm.runtime.tensor(x)).numpy().astype(np.int32))
     # the integer path rounds the bias to int32 and rescales once: at most one step apart

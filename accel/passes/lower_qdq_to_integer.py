@@ -3,7 +3,7 @@
 ``conv2d(dequantize(qx, sx, zx), dequantize(qw, sw, 0))`` becomes ``conv2d(qx, qw,
 out_dtype="int32")`` (a nonzero ``zx`` is padded explicitly and corrected by a per-channel
 constant), then one float rescale by ``sx * sw``. A following constant bias add becomes an int32
-add before the rescale; a following relu and quantize fold into one requantize
+add before the rescale; a following relu (or relu6) and quantize fold into one requantize
 (``clip(round(acc * sx * sw / sy) + zy)``), so int8 tensors flow from kernel to kernel. Matmul
 (constant weight, or two activations with zero points of 0) is handled the same way. The
 superseded float bindings are left to DeadCodeElimination; a module without Q/DQ is unchanged.
@@ -36,6 +36,7 @@ class _Acc:
     rank: int
     bias: np.ndarray | None = None  # int32, per channel
     relu: bool = False
+    upper: float | None = None  # relu6-style clip(x, 0, upper) after the relu
 
 
 def _shaped(vector: np.ndarray, rank: int, axis: int, dtype: str):
@@ -151,7 +152,8 @@ class _Lowerer(PyExprMutator):
         name = call.op.name if isinstance(call.op, tvm.ir.Op) else ""
         rewrite = {"relax.nn.conv1d": self._conv, "relax.nn.conv2d": self._conv,
                    "relax.matmul": self._matmul, "relax.add": self._bias,
-                   "relax.nn.relu": self._relu, "relax.quantize": self._requantize}.get(name)
+                   "relax.nn.relu": self._relu, "relax.clip": self._clip,
+                   "relax.quantize": self._requantize}.get(name)
         out = rewrite(call) if rewrite is not None else None
         return call if out is None else out
 
@@ -235,6 +237,15 @@ class _Lowerer(PyExprMutator):
             return None
         return self._emit(dataclasses.replace(info, relu=True))
 
+    def _clip(self, call):
+        """``clip(x, 0, hi)`` (relu6) is a relu with an upper bound."""
+        info = self._acc(call.args[0])
+        bounds = [getattr(b, "value", None) for b in call.args[1:]]
+        if info is None or info.relu or any(b is None for b in bounds) or \
+                float(bounds[0]) != 0.0 or not float(bounds[1]) > 0:
+            return None
+        return self._emit(dataclasses.replace(info, relu=True, upper=float(bounds[1])))
+
     def _requantize(self, call):
         value = self._value(call.args[0])
         if isinstance(value, relax.Call) and value.op.name in _VALUE_PRESERVING and \
@@ -254,6 +265,8 @@ class _Lowerer(PyExprMutator):
         zero = int(zero.reshape(()))
         lo, hi = _INT_RANGE[dtype]
         lo = max(lo, zero) if info.relu else lo
+        if info.upper is not None:
+            hi = min(hi, zero + int(np.round(info.upper / float(scale.reshape(())))))
         value = self.builder_.emit(relax.op.multiply(
             self._float_acc(info), _shaped(info.scale / float(scale.reshape(())), info.rank,
                                            info.axis, "float32")))
@@ -275,7 +288,9 @@ class _Lowerer(PyExprMutator):
         """Emit the float value ``(acc + bias) * scale`` (then relu), remembering its origin."""
         value = relax.op.multiply(self._float_acc(info),
                                   _shaped(info.scale, info.rank, info.axis, "float32"))
-        if info.relu:
+        if info.upper is not None:
+            value = relax.op.clip(self.builder_.emit(value), 0.0, info.upper)
+        elif info.relu:
             value = relax.op.nn.relu(self.builder_.emit(value))
         out = self.builder_.emit(value)
         self.accs[out] = info
