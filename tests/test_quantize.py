@@ -235,16 +235,19 @@ def test_an_empty_calibration_folder_is_refused(digits, tmp_path):
 
 
 # -- onnxruntime's QDQ models ----------------------------------------------------------------
-@pytest.fixture(scope="module")
-def ort_qdq(tmp_path_factory):
-    """The digits CNN quantized by onnxruntime's quantize_static (QDQ, uint8 activations with
-    zero points, per-channel int8 weights)."""
+@pytest.fixture(scope="module", params=["uint8", "int8-preprocessed"])
+def ort_qdq(request, tmp_path_factory):
+    """The digits CNN quantized by onnxruntime's quantize_static (QDQ, per-channel int8
+    weights): uint8 activations with zero points; or int8 ones (zero points of -128, which
+    LowerQDQToInteger pads explicitly) after onnxruntime's pre-processing (batch norm folded,
+    relus absorbed into the quantization ranges)."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
         QuantFormat,
         QuantType,
         quantize_static,
     )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     class Reader(CalibrationDataReader):
         def __init__(self):
@@ -254,24 +257,31 @@ def ort_qdq(tmp_path_factory):
             return next(self.sets, None)
 
     folder = tmp_path_factory.mktemp("qdq")
-    onnx.save(qm.digits_cnn(), folder / "fp32.onnx")
-    quantize_static(str(folder / "fp32.onnx"), str(folder / "qdq.onnx"), Reader(),
+    source = folder / "fp32.onnx"
+    onnx.save(qm.digits_cnn(), source)
+    if request.param.endswith("preprocessed"):
+        quant_pre_process(str(source), str(folder / "pre.onnx"))
+        source = folder / "pre.onnx"
+    activations = QuantType.QUInt8 if request.param == "uint8" else QuantType.QInt8
+    quantize_static(str(source), str(folder / "qdq.onnx"), Reader(),
                     quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
-    return folder / "qdq.onnx"
+                    activation_type=activations, weight_type=QuantType.QInt8)
+    return folder / "qdq.onnx", "uint8" if request.param == "uint8" else "int8"
 
 
 @pytest.mark.e2e
 def test_onnxruntime_qdq_model_lowers_to_integer_ops(ort_qdq):
-    ops = _integer_ops(load_model(ort_qdq).mod)
-    assert ops == [("conv2d", "uint8", "int32"), ("conv2d", "uint8", "int32"),
-                   ("matmul", "uint8", "int32")]
+    path, dtype = ort_qdq
+    ops = _integer_ops(load_model(path).mod)
+    assert ops == [("conv2d", dtype, "int32"), ("conv2d", dtype, "int32"),
+                   ("matmul", dtype, "int32")]
 
 
 @pytest.mark.e2e
 def test_onnxruntime_qdq_model_matches_onnxruntime(ort_qdq):
     import onnxruntime as ort
 
+    ort_qdq, _ = ort_qdq
     session = ort.InferenceSession(str(ort_qdq))
     compiled = accel.load(accel.compile(ort_qdq, cache="off").path)
     (output_scale,) = [numpy_value(ort_qdq, n.input[1]) for n in onnx.load(ort_qdq).graph.node
