@@ -132,3 +132,23 @@ def test_lower_qdq_to_integer_pads_a_nonzero_zero_point_and_corrects_it():
 def test_lower_qdq_to_integer_leaves_a_float_module_unchanged():
     before = _float_conv()
     assert LowerQDQToInteger()(before).same_as(before)
+
+
+def test_insert_qdq_gives_a_residual_add_the_quantized_input():
+    bb, x = relax.BlockBuilder(), _x()
+    w = relax.const(RNG.standard_normal((3, 3, 3, 3)).astype(np.float32))
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            c = bb.emit(relax.op.nn.conv2d(x, w, **CONV))
+            out = bb.emit_output(bb.emit(relax.op.add(c, x)))
+        bb.emit_func_output(out)
+    wq, sw = W[:3, :3], SW[:3]
+    after = InsertQDQ({"conv2d_0": SiteQuant(((SX, "int8"),), wq, sw)})(bb.get())
+    bb, x = relax.BlockBuilder(), _x()
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            dx = qdq(bb, x, SX, "int8")
+            c = bb.emit(relax.op.nn.conv2d(dx, dequantized_weight(bb, wq, sw, 0), **CONV))
+            out = bb.emit_output(bb.emit(relax.op.add(c, dx)))
+        bb.emit_func_output(out)
+    tvm.ir.assert_structural_equal(after, bb.get())

@@ -41,11 +41,13 @@ class _Inserter(PyExprMutator):
     def __init__(self, mod, table):
         super().__init__(mod)
         self.mod_, self.table, self.calls = mod, table, {}
+        self.dequantized: dict = {}  # a quantized site input -> its dequantize(quantize(.))
 
     def transform(self):
         for gvar, func in self.mod_.functions_items():
             if isinstance(func, relax.Function):
                 self.calls = {s.call: s for s in find_sites(func) if s.name in self.table}
+                self.dequantized = {}
                 self.builder_.update_func(gvar, self.visit_expr(func))
         return self.builder_.get()
 
@@ -53,21 +55,33 @@ class _Inserter(PyExprMutator):
         site = self.calls.get(call)
         new = self.visit_expr_post_order(call)
         if site is None:
-            return new
+            return self._residual(call, new)
         quant = self.table[site.name]
         args = list(new.args)
         for i, (scale, dtype) in enumerate(quant.activations):
             args[i] = qdq(self.builder_, args[i], scale, dtype)
+            self.dequantized.setdefault(call.args[i], args[i])
         if site.weight_axis is not None:
             args[1] = dequantized_weight(self.builder_, quant.weight, quant.weight_scale,
                                          site.weight_axis)
         return relax.Call(new.op, args, new.attrs)
 
+    def _residual(self, call, new):
+        """A later add of a quantized site input (a residual) reads the quantized copy, so the
+        float tensor need not be written at all: int8 flows from block to block."""
+        if not isinstance(call.op, tvm.ir.Op) or call.op.name != "relax.add":
+            return new
+        args = [self.dequantized.get(old, arg) for old, arg in zip(call.args, new.args,
+                                                                     strict=True)]
+        return relax.Call(new.op, args, new.attrs) if any(
+            not a.same_as(b) for a, b in zip(args, new.args, strict=True)) else new
+
 
 @tvm.transform.module_pass(opt_level=0, name="accel.InsertQDQ")
 class InsertQDQ:
     """Quantize the inputs of the named sites (``accel.quantize.sites`` names) as ``table`` says:
-    activations per tensor (int8 or uint8, zero point 0), weights as int8 constants."""
+    activations per tensor (int8 or uint8, zero point 0), weights as int8 constants; residual
+    adds of a quantized input read its quantized copy."""
 
     def __init__(self, table: dict[str, SiteQuant]):
         self.table = dict(table)
