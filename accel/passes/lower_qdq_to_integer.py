@@ -273,9 +273,8 @@ class _Lowerer(PyExprMutator):
         value = self.builder_.emit(relax.op.round(value))
         if zero:
             value = self.builder_.emit(relax.op.add(value, relax.const(float(zero), "float32")))
-        value = self.builder_.emit(relax.op.clip(value, float(lo), float(hi)))
         self.lowered += 1
-        return relax.op.astype(value, dtype)
+        return _clamp_cast(self.builder_, value, lo, hi, dtype)
 
     def _float_acc(self, info: _Acc):
         acc = info.acc
@@ -288,14 +287,62 @@ class _Lowerer(PyExprMutator):
         """Emit the float value ``(acc + bias) * scale`` (then relu), remembering its origin."""
         value = relax.op.multiply(self._float_acc(info),
                                   _shaped(info.scale, info.rank, info.axis, "float32"))
-        if info.upper is not None:
-            value = relax.op.clip(self.builder_.emit(value), 0.0, info.upper)
+        if info.upper is not None:  # relu6: maximum/minimum (clip has no layout inference)
+            value = relax.op.minimum(relax.op.nn.relu(self.builder_.emit(value)),
+                                     relax.const(np.float32(info.upper)))
         elif info.relu:
             value = relax.op.nn.relu(self.builder_.emit(value))
         out = self.builder_.emit(value)
         self.accs[out] = info
         self.lowered += 1
         return out
+
+
+def _clamp_cast(bb, value, lo: int, hi: int, dtype: str):
+    """``astype(minimum(maximum(value, lo), hi))``: elementwise ops that ConvertLayout moves
+    through (clip and quantize would pin the tensor to the model's layout with transposes)."""
+    value = bb.emit(relax.op.maximum(value, relax.const(np.float32(lo))))
+    value = bb.emit(relax.op.minimum(value, relax.const(np.float32(hi))))
+    return relax.op.astype(value, dtype)
+
+
+@mutator
+class _Expander(PyExprMutator):
+    """Per-tensor quantize/dequantize left after lowering, as plain elementwise arithmetic."""
+
+    def __init__(self, mod):
+        super().__init__(mod)
+        self.mod_ = mod
+
+    def transform(self):
+        for gvar, func in self.mod_.functions_items():
+            if isinstance(func, relax.Function):
+                self.builder_.update_func(gvar, self.visit_expr(func))
+        return self.builder_.get()
+
+    def visit_call_(self, call):
+        call = self.visit_expr_post_order(call)
+        name = call.op.name if isinstance(call.op, tvm.ir.Op) else ""
+        if name not in ("relax.quantize", "relax.dequantize") or \
+                not all(is_const(a) and a.value.numpy().size == 1 for a in call.args[1:]):
+            return call
+        data, (scale, zero) = call.args[0], [a.value.numpy().reshape(()) for a in call.args[1:]]
+        if name == "relax.dequantize":
+            if dtype_of(call) != "float32":
+                return call
+            value = self.builder_.emit(relax.op.astype(data, "float32"))
+            if zero:
+                value = self.builder_.emit(relax.op.subtract(
+                    value, relax.const(np.float32(zero))))
+            return relax.op.multiply(value, relax.const(np.float32(scale)))
+        dtype = str(call.attrs.out_dtype)
+        if dtype not in _INT_RANGE or dtype_of(data) != "float32":
+            return call
+        value = self.builder_.emit(relax.op.round(self.builder_.emit(
+            relax.op.divide(data, relax.const(np.float32(scale))))))
+        if zero:
+            value = self.builder_.emit(relax.op.add(value, relax.const(np.float32(zero))))
+        return _clamp_cast(self.builder_, value, *_INT_RANGE[dtype], dtype)
 
 
 def _dequantize(q, scale, zero, axis: int) -> np.ndarray:
@@ -317,4 +364,5 @@ class LowerQDQToInteger:
         lowered = lowerer.transform()
         if not lowerer.lowered:
             return mod
-        return relax.transform.DeadCodeElimination()(relax.transform.Normalize()(lowered))
+        lowered = relax.transform.DeadCodeElimination()(relax.transform.Normalize()(lowered))
+        return relax.transform.Normalize()(_Expander(lowered).transform())
