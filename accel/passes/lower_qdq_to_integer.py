@@ -6,7 +6,9 @@ constant), then one float rescale by ``sx * sw``. A following constant bias add 
 add before the rescale; a following relu (or relu6) and quantize fold into one requantize
 (``clip(round(acc * sx * sw / sy) + zy)``), so int8 tensors flow from kernel to kernel. Matmul
 (constant weight, or two activations with zero points of 0) is handled the same way. The
-superseded float bindings are left to DeadCodeElimination; a module without Q/DQ is unchanged.
+superseded float bindings are removed; the per-tensor quantize/dequantize left (model inputs,
+float layers in between) become elementwise arithmetic that layout conversion moves through. A
+module without Q/DQ is unchanged.
 """
 
 from __future__ import annotations
