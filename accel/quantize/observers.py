@@ -73,7 +73,9 @@ def entropy_threshold(hist: np.ndarray, edge: float, levels: int = 127) -> float
     merged into ``levels`` quantization bins and spread back over the non-empty source bins.
     """
     width = edge / len(hist)
-    best, best_i = np.inf, len(hist)
+    hist = hist.copy()
+    hist[0] = hist[1]  # a relu's spike of exact zeros would dominate every KL (as in NVIDIA's
+    best, best_i = np.inf, len(hist)  # pytorch-quantization); zeros quantize exactly anyway
     start = min(levels + 1, len(hist))
     for i in range(start, len(hist) + 1, 2 if len(hist) > 512 else 1):
         p = hist[:i].copy()
