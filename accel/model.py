@@ -48,7 +48,7 @@ def load_model(model, *, example_inputs=None, options: CompileOptions | None = N
     if kind == "torch":
         from .frontends import torch as torch_frontend
 
-        return torch_frontend.import_module(model, example_inputs=example_inputs)
+        return torch_frontend.import_module(model, example_inputs=example_inputs, shapes=shapes)
     raise UsageError(f"cannot compile a {type(model).__name__}",
                      hint="pass an .onnx or .pt2 path, an onnx.ModelProto, a torch.nn.Module "
                           "with example_inputs, or a torch.export.ExportedProgram")
@@ -101,7 +101,7 @@ def _load_path(path: Path, shapes: dict) -> Model:
     if path.suffix == ".pt2" or zipfile.is_zipfile(path):
         from .frontends import torch as torch_frontend
 
-        return torch_frontend.import_pt2(path)
+        return torch_frontend.import_pt2(path, shapes=shapes)
     from .frontends import onnx as onnx_frontend
 
     return onnx_frontend.import_file(path, shapes=shapes)

@@ -91,7 +91,24 @@ def _input_specs(model, source, shapes) -> tuple[TensorSpec, ...]:
         if name not in names:
             raise ShapeError(f"{source}: --input-shape names unknown input '{name}'",
                              hint=did_you_mean(name, names))
-    return tuple(_input_spec(vi, source, shapes.get(vi.name)) for vi in graph_inputs)
+    specs = tuple(_input_spec(vi, source, shapes.get(vi.name)) for vi in graph_inputs)
+    _check_shared_dims(graph_inputs, specs, source)
+    return specs
+
+
+def _check_shared_dims(graph_inputs, specs, source) -> None:
+    """A symbolic dim named in several inputs (e.g. 'batch') must be pinned to one value."""
+    pinned: dict[str, tuple[int, str]] = {}
+    for vi, spec in zip(graph_inputs, specs, strict=True):
+        dims = vi.type.tensor_type.shape.dim
+        for i, (dim, value) in enumerate(zip(dims, spec.shape, strict=False)):
+            if not dim.dim_param:
+                continue
+            first = pinned.setdefault(dim.dim_param, (value, vi.name))
+            if first[0] != value:
+                raise ShapeError(f"{source}: --input-shape {vi.name} dim {i} is {value}, but "
+                                 f"'{dim.dim_param}' is {first[0]} in input '{first[1]}'",
+                                 hint=f"the model names both dims '{dim.dim_param}'")
 
 
 def _input_spec(vi: onnx.ValueInfoProto, source: str, override) -> TensorSpec:

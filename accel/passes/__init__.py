@@ -5,6 +5,8 @@ from .fold_simple_constants import FoldSimpleConstants
 from .insert_qdq import InsertQDQ
 from .lift_scalar_min_max import LiftScalarMinMax
 from .lower_qdq_to_integer import LowerQDQToInteger
+from .quantize_matmul_weights import QuantizeMatmulWeights
+from .upcast_float16_math import UpcastFloat16Math
 
 __all__ = ["FoldBatchNormIntoConv", "FoldSimpleConstants", "InsertQDQ", "LiftScalarMinMax",
-           "LowerQDQToInteger"]
+           "LowerQDQToInteger", "QuantizeMatmulWeights", "UpcastFloat16Math"]
