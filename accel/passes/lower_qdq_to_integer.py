@@ -161,6 +161,13 @@ class _Lowerer(PyExprMutator):
 
     def _activation(self, expr):
         found = self._dq(expr)
+        value = self._value(expr)
+        if found is None and isinstance(value, relax.Call) and \
+                value.op == tvm.ir.Op.get("relax.reshape"):  # dq -> flatten -> matmul
+            inner = self._dq(value.args[0])
+            if inner is not None and inner[1].size == 1 and inner[2].size == 1:
+                moved = self.builder_.emit(relax.op.reshape(inner[0], value.args[1]))
+                found = (moved, *inner[1:])
         if found is None or found[1].size != 1 or found[2].size != 1:
             return None
         q, scale, zero, _ = found
@@ -199,15 +206,15 @@ class _Lowerer(PyExprMutator):
             return None
         qx, sx, zx = x
         rank = len(call.ty.shape)
-        y = self._activation(b)
+        weight = self._weight(b, 1) if len(b.ty.shape) == 2 else None
+        y = self._activation(b) if weight is None else None
         if y is not None:  # two activations: zero points must be 0
             qy, sy, zy = y
             if zx or zy:
                 return None
             acc = self.builder_.emit(relax.op.matmul(qx, qy, out_dtype="int32"))
             return self._emit(_Acc(acc, np.array([sx * sy]), rank - 1, rank))
-        weight = self._weight(b, 1)
-        if weight is None or len(b.ty.shape) != 2:
+        if weight is None:
             return None
         qw, sw = weight
         acc = self.builder_.emit(relax.op.matmul(qx, relax.const(qw), out_dtype="int32"))
