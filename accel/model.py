@@ -35,16 +35,17 @@ def load_model(model, *, example_inputs=None, options: CompileOptions | None = N
     """Import an ONNX file or ModelProto, a saved torch.export program (.pt2), an
     ``ExportedProgram``, or an ``nn.Module`` with ``example_inputs``, into a :class:`Model`."""
     options = options or CompileOptions()
-    shapes = dict(options.input_shapes)
+    shapes, values = dict(options.input_shapes), dict(options.input_values)
     if isinstance(model, Model):
         return model
     if isinstance(model, str | os.PathLike):
-        return _load_path(Path(model), shapes)
+        return _load_path(Path(model), shapes, values)
     kind = _kind(model)
     if kind == "onnx":
         from .frontends import onnx as onnx_frontend
 
-        return onnx_frontend.import_model(model, source="<onnx.ModelProto>", shapes=shapes)
+        return onnx_frontend.import_model(model, source="<onnx.ModelProto>", shapes=shapes,
+                                          values=values)
     if kind == "torch":
         from .frontends import torch as torch_frontend
 
@@ -96,7 +97,7 @@ def _checked_path(path: Path) -> Path:
     return path
 
 
-def _load_path(path: Path, shapes: dict) -> Model:
+def _load_path(path: Path, shapes: dict, values: dict) -> Model:
     _checked_path(path)
     if path.suffix == ".pt2" or zipfile.is_zipfile(path):
         from .frontends import torch as torch_frontend
@@ -104,4 +105,4 @@ def _load_path(path: Path, shapes: dict) -> Model:
         return torch_frontend.import_pt2(path, shapes=shapes)
     from .frontends import onnx as onnx_frontend
 
-    return onnx_frontend.import_file(path, shapes=shapes)
+    return onnx_frontend.import_file(path, shapes=shapes, values=values)

@@ -149,6 +149,20 @@ def test_onnx_dim_shared_by_two_inputs_must_be_pinned_to_one_value(tmp_path):
     np.testing.assert_array_equal(accel.load(artifact.path)(x, y)[0], x + y)
 
 
+def test_onnx_unnamed_dims_are_not_one_shared_dim(tmp_path):
+    """Paddle's exports write '?' for every unknown dim (PP-OCR's H and W): not a shared name."""
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["z"], name="relu")], "unnamed",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, "?", "?"])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, "?", "?"])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    artifact = accel.compile(model, "host", output=tmp_path / "u.accel",
+                             options=_options(x=(1, 2, 3)))
+    x = np.arange(-3, 3, dtype=np.float32).reshape(1, 2, 3)
+    np.testing.assert_array_equal(accel.load(artifact.path)(x)[0], np.maximum(x, 0))
+
+
 def test_static_and_dynamic_exports_of_one_module_never_share_a_cache_entry(tmp_path):
     """Their graph code is the same; the digest must still tell them apart."""
     from accel.frontends.torch import program_digest
