@@ -144,6 +144,8 @@ def _compile_new(model, spec, options, key, store, policy, output, *, example_in
     if options.quantize is not None:
         report["phases"].insert(1, {"name": "quantize", "seconds": round(quantize_s, 4)})
         report["quantize"] = _quantize_report(model)
+        if model.quantization is not None:
+            report["quantization"] = model.quantization
     manifest, members = _package(model, spec, options, executable, report)
     if pristine is not None:  # what accel.opencl needs to run the kernels without TVM
         from .opencl.plan import artifact_members

@@ -24,6 +24,11 @@ class Model:
     sha256: str
     source: str
     format: str  # "onnx" or "torch"
+    #: (kind, source name) of each conv ("conv") and matmul ("matmul") layer in graph order,
+    #: where the frontend knows them (ONNX node names): how quantization reports names layers
+    layers: tuple[tuple[str, str], ...] = ()
+    #: what --quantize did (sites, ranges, scales, errors), for the compile report
+    quantization: dict | None = None
 
 
 def load_model(model, *, example_inputs=None, options: CompileOptions | None = None) -> Model:

@@ -20,9 +20,11 @@ class Phase:
 def _cleanup(target, spec, options):
     from tvm import relax
 
-    from .passes import LiftScalarMinMax
+    from .passes import LiftScalarMinMax, LowerQDQToInteger
 
-    return [relax.transform.DecomposeOpsForInference(), LiftScalarMinMax(),
+    # Q/DQ pairs (from --quantize int8 or a pre-quantized ONNX model) become integer compute
+    # before FoldConstant can turn dequantized int8 weights back into float constants.
+    return [LowerQDQToInteger(), relax.transform.DecomposeOpsForInference(), LiftScalarMinMax(),
             relax.transform.Normalize()]
 
 

@@ -77,6 +77,10 @@ def run(args) -> int:
     print(f"{how}: {args.model} for {spec.name} -> {artifact.path} "
           f"({report['kernels']} kernels, {report['kernels_unfused']} before fusion, "
           f"{report.get('kernels_tuned', 0)} from tuning records)")
+    if "quantization" in report:
+        quant = report["quantization"]
+        print(f"  {quant['mode']}: {quant['quantized']} of {len(quant['sites'])} layers "
+              f"quantized, {quant['kept_float']} kept in float")
     if args.verbose:
         for phase in report["phases"]:
             kernels = f"  kernels={phase['kernels']}" if "kernels" in phase else ""

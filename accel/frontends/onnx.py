@@ -53,7 +53,17 @@ def import_model(model: onnx.ModelProto, *, source: str, shapes: dict[str, tuple
         outputs = relax_outputs(mod, [o.name for o in model.graph.output])
     except ShapeError as exc:
         raise _dynamic_output(model, source, exc) from None
-    return Model(mod, inputs, outputs, digest, source, "onnx")
+    return Model(mod, inputs, outputs, digest, source, "onnx", layers=_layers(model))
+
+
+#: ONNX ops that TVM imports as one conv (conv1d/conv2d) or one matmul each
+_LAYER_OPS = {"Conv": "conv", "MatMul": "matmul", "Gemm": "matmul"}
+
+
+def _layers(model: onnx.ModelProto) -> tuple[tuple[str, str], ...]:
+    """(kind, node name) of the main graph's Conv, MatMul and Gemm nodes, in graph order."""
+    return tuple((_LAYER_OPS[n.op_type], n.name) for n in model.graph.node
+                 if n.op_type in _LAYER_OPS)
 
 
 def _dynamic_output(model: onnx.ModelProto, source: str, exc: ShapeError) -> Exception:

@@ -18,7 +18,8 @@ from .onnx_if import branch_taken, inline
 
 #: ops never evaluated here: random, or with side inputs the reference cannot see
 NEVER_FOLD = frozenset({"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
-                        "Bernoulli", "Multinomial", "Dropout", "If", "Loop", "Scan"})
+                        "Bernoulli", "Multinomial", "Dropout", "If", "Loop", "Scan",
+                        "DequantizeLinear"})  # int8 weights stay int8 (LowerQDQToInteger)
 #: constants above this many elements are not computed at import time
 MAX_ELEMENTS = 1 << 16
 #: folding rounds (each re-runs shape inference); nested Ifs need one round per level

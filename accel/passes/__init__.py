@@ -3,9 +3,11 @@
 from .fold_batch_norm_into_conv import FoldBatchNormIntoConv
 from .fold_simple_constants import FoldSimpleConstants
 from .fuse_attention import FuseAttention
+from .insert_qdq import InsertQDQ
 from .lift_scalar_min_max import LiftScalarMinMax
+from .lower_qdq_to_integer import LowerQDQToInteger
 from .quantize_matmul_weights import QuantizeMatmulWeights
 from .upcast_float16_math import UpcastFloat16Math
 
-__all__ = ["FoldBatchNormIntoConv", "FoldSimpleConstants", "FuseAttention", "LiftScalarMinMax",
-           "QuantizeMatmulWeights", "UpcastFloat16Math"]
+__all__ = ["FoldBatchNormIntoConv", "FoldSimpleConstants", "FuseAttention", "InsertQDQ",
+           "LiftScalarMinMax", "LowerQDQToInteger", "QuantizeMatmulWeights", "UpcastFloat16Math"]
