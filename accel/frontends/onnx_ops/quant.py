@@ -22,8 +22,15 @@ def _round_half_even(bb, v):
     half = relax.op.multiply(relax.op.floor(relax.op.multiply(r, relax.const(0.5, dt))),
                              relax.const(2, dt))
     odd = relax.op.not_equal(r, half)
-    return bb.emit(relax.op.where(relax.op.logical_and(tie, odd),
-                                  relax.op.subtract(r, relax.const(1, dt)), r))
+    # r - (tie and odd), not a where: relax.where has no layout inference (see _clip)
+    return bb.emit(relax.op.subtract(r, relax.op.astype(relax.op.logical_and(tie, odd), dt)))
+
+
+def _clip(v, lo: int, hi: int):
+    """min(max(v, lo), hi) as two binary ops: relax.clip has no layout inference, so a
+    conversion to NHWC would wrap it in transposes and split it from its conv."""
+    dt = dtype(v)
+    return relax.op.minimum(relax.op.maximum(v, relax.const(lo, dt)), relax.const(hi, dt))
 
 
 def _requantize(bb, acc, ratio, zero_point, out_dtype, *, clip_first):
@@ -34,9 +41,9 @@ def _requantize(bb, acc, ratio, zero_point, out_dtype, *, clip_first):
     lo, hi = _RANGES[out_dtype]
     v = bb.emit(v)
     if clip_first:
-        v = bb.emit(relax.op.clip(v, lo, hi))
+        v = bb.emit(_clip(v, lo, hi))
     v = _round_half_even(bb, v)
-    return relax.op.astype(relax.op.clip(v, lo, hi), out_dtype)
+    return relax.op.astype(_clip(v, lo, hi), out_dtype)
 
 
 def _integer_matmul(bb, a, a_zp, b, b_zp, params):
