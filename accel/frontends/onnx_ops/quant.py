@@ -75,8 +75,11 @@ class QLinearMatMul(OnnxOpConverter):
         return _requantize(bb, acc, ratio, y_zp, out, clip_first=False)
 
 
-def _integer_conv(bb, x, x_zp, w, w_zp, attr, params):
-    """sum (x - x_zp)(w - w_zp) over each window in int32 (padding counts as x_zp)."""
+def _integer_conv(bb, x, x_zp, w, w_zp, attr, params, bias=None):
+    """sum (x - x_zp)(w - w_zp) over each window in int32 (padding counts as x_zp), + bias.
+
+    The bias and the x_zp term are one per-channel vector added once (FoldConstant makes it a
+    single constant), so the fused epilogue reads one int32 vector, not two."""
     if attr.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
         raise NotImplementedError("auto_pad other than NOTSET")
     if ndim(x) != 4:
@@ -90,10 +93,13 @@ def _integer_conv(bb, x, x_zp, w, w_zp, attr, params):
                                   groups=groups, out_dtype="int32")
 
     acc = bb.emit(conv(x, w, attr.get("group", 1)))
+    offset = None if bias is None else relax.op.astype(bias, "int32")
     if not q.is_zero(x_zp, params):
         sums = q.centered_sum(bb, w, w_zp, [1, 2, 3])
-        acc = q.subtract_scaled(bb, acc, relax.op.astype(x_zp, "int32"),
-                                relax.op.reshape(sums, (1, -1, 1, 1)))
+        term = relax.op.multiply(relax.op.astype(x_zp, "int32"), sums)
+        offset = relax.op.negative(term) if offset is None else relax.op.subtract(offset, term)
+    if offset is not None:
+        acc = bb.emit(relax.op.add(acc, relax.op.reshape(bb.emit(offset), (1, -1, 1, 1))))
     if w_zp is not None:
         zp = relax.op.reshape(w_zp, (1, -1, 1, 1)) if ndim(w_zp) == 1 else w_zp
         acc = q.subtract_scaled(bb, acc, zp, q.conv_window_sums(bb, x, w, conv))
@@ -116,10 +122,7 @@ class QLinearConv(OnnxOpConverter):
     @classmethod
     def _impl_v10(cls, bb, inputs, attr, params):
         x, x_s, x_zp, w, w_s, w_zp, y_s, y_zp = (inputs[i] for i in range(8))
-        acc = _integer_conv(bb, x, x_zp, w, w_zp, attr, params)
-        if inputs[8] is not None:
-            bias = bb.emit(relax.op.astype(inputs[8], "int32"))
-            acc = bb.emit(relax.op.add(acc, relax.op.reshape(bias, (1, -1, 1, 1))))
+        acc = _integer_conv(bb, x, x_zp, w, w_zp, attr, params, bias=inputs[8])
         if ndim(w_s) == 1:
             w_s = bb.emit(relax.op.reshape(w_s, (1, -1, 1, 1)))
         ratio = relax.op.divide(relax.op.multiply(x_s, w_s), y_s)
