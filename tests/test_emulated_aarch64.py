@@ -186,5 +186,6 @@ def test_int8_qlinearconv_on_the_emulated_device_is_exact(farm, target, x_type, 
                                 cout=32, group=1, pad=1, stride=1,
                                 rng=np.random.default_rng(0))
     remote = load_remote(_compile(model, target, tmp_path, "qconv").path, farm)
-    np.testing.assert_array_equal(remote(**feeds)[0],
-                                  ReferenceEvaluator(model).run(None, feeds)[0])
+    got = remote(**feeds)[0]
+    del remote  # frees the emulated device for the next test
+    np.testing.assert_array_equal(got, ReferenceEvaluator(model).run(None, feeds)[0])
