@@ -197,7 +197,10 @@ def main(argv: list[str] | None = None) -> int:
         workdir = args.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         for name in args.models:
-            runners, sizes = make_runners(name, workdir, args, accel, images[:args.calibration])
+            try:
+                runners, sizes = make_runners(name, workdir, args, accel, images)
+            except accel.AccelError as exc:  # e.g. --int8-from accel before it has landed
+                raise SystemExit(f"error: accel failed on {name}: {exc}") from None
             extra[name] = agreement(runners)
             results[name] = time_interleaved(runners, rounds=args.rounds, calls=args.calls,
                                              warmup=args.warmup)
