@@ -120,6 +120,13 @@ def _quantized(model, spec, options, calibration):
     return apply_quantization(model, spec, options.quantize, calibration)
 
 
+def _quantize_report(model) -> dict:
+    """What the quantized model's constants cost, per dtype (the weights in the artifact)."""
+    from .quantize.weight_only import weight_bytes
+
+    return {"constant_bytes": weight_bytes(model.mod)}
+
+
 def _compile_new(model, spec, options, key, store, policy, output, *, example_inputs, dump_ir,
                  signing_key, calibration=None) -> Artifact:
     """Import, build and write a fresh artifact; store it in the cache when the policy writes."""
@@ -136,6 +143,7 @@ def _compile_new(model, spec, options, key, store, policy, output, *, example_in
     report["phases"].insert(0, {"name": "import", "seconds": round(import_s, 4)})
     if options.quantize is not None:
         report["phases"].insert(1, {"name": "quantize", "seconds": round(quantize_s, 4)})
+        report["quantize"] = _quantize_report(model)
     manifest, members = _package(model, spec, options, executable, report)
     if pristine is not None:  # what accel.opencl needs to run the kernels without TVM
         from .opencl.plan import artifact_members

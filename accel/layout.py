@@ -9,7 +9,10 @@ DEFAULT_LAYOUT = {"x86-cpu": Layout.NHWC, "arm-cpu": Layout.NHWC}
 
 #: relax.transform.ConvertLayout's desired layouts, [data, kernel] per op; pools, elementwise
 #: ops and reductions follow their input's layout, so activations stay converted between convs.
-_CONVERT = {Layout.NHWC: {"relax.nn.conv2d": ["NHWC", "HWIO"]}}
+#: conv2d_transpose stays NCHW: TOPI legalizes it only in NCHW/IOHW (ConvertLayout would
+#: otherwise let it follow its NHWC input and VM codegen would meet an unlowered op).
+_CONVERT = {Layout.NHWC: {"relax.nn.conv2d": ["NHWC", "HWIO"],
+                          "relax.nn.conv2d_transpose": ["NCHW", "IOHW"]}}
 
 
 def resolved_layout(family: str, options: CompileOptions) -> Layout:

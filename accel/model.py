@@ -30,20 +30,21 @@ def load_model(model, *, example_inputs=None, options: CompileOptions | None = N
     """Import an ONNX file or ModelProto, a saved torch.export program (.pt2), an
     ``ExportedProgram``, or an ``nn.Module`` with ``example_inputs``, into a :class:`Model`."""
     options = options or CompileOptions()
-    shapes = dict(options.input_shapes)
+    shapes, values = dict(options.input_shapes), dict(options.input_values)
     if isinstance(model, Model):
         return model
     if isinstance(model, str | os.PathLike):
-        return _load_path(Path(model), shapes)
+        return _load_path(Path(model), shapes, values)
     kind = _kind(model)
     if kind == "onnx":
         from .frontends import onnx as onnx_frontend
 
-        return onnx_frontend.import_model(model, source="<onnx.ModelProto>", shapes=shapes)
+        return onnx_frontend.import_model(model, source="<onnx.ModelProto>", shapes=shapes,
+                                          values=values)
     if kind == "torch":
         from .frontends import torch as torch_frontend
 
-        return torch_frontend.import_module(model, example_inputs=example_inputs)
+        return torch_frontend.import_module(model, example_inputs=example_inputs, shapes=shapes)
     raise UsageError(f"cannot compile a {type(model).__name__}",
                      hint="pass an .onnx or .pt2 path, an onnx.ModelProto, a torch.nn.Module "
                           "with example_inputs, or a torch.export.ExportedProgram")
@@ -91,12 +92,12 @@ def _checked_path(path: Path) -> Path:
     return path
 
 
-def _load_path(path: Path, shapes: dict) -> Model:
+def _load_path(path: Path, shapes: dict, values: dict) -> Model:
     _checked_path(path)
     if path.suffix == ".pt2" or zipfile.is_zipfile(path):
         from .frontends import torch as torch_frontend
 
-        return torch_frontend.import_pt2(path)
+        return torch_frontend.import_pt2(path, shapes=shapes)
     from .frontends import onnx as onnx_frontend
 
-    return onnx_frontend.import_file(path, shapes=shapes)
+    return onnx_frontend.import_file(path, shapes=shapes, values=values)

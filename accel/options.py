@@ -6,6 +6,8 @@ import dataclasses
 import enum
 from typing import Any
 
+import numpy as np
+
 from .errors import UsageError
 
 
@@ -53,6 +55,9 @@ class CompileOptions:
     opt_level: OptLevel = OptLevel.O2
     #: Static shapes for inputs with dynamic or unknown dims, as (name, shape) pairs.
     input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    #: Inputs bound to constants at import, as (name, values) pairs: the input leaves the
+    #: signature and what it decides (an If on it, a shape it gives) is folded away.
+    input_values: tuple[tuple[str, tuple[float, ...]], ...] = ()
     #: Pass names to skip (see ``accel.pipeline.PASS_NAMES``).
     disabled_passes: tuple[str, ...] = ()
     #: A folder of tuning records to apply besides the shipped ones (default
@@ -71,6 +76,10 @@ class CompileOptions:
             else self.input_shapes
         object.__setattr__(self, "input_shapes",
                            tuple(sorted((n, tuple(int(d) for d in s)) for n, s in shapes.items())))
+        values = dict(self.input_values)
+        object.__setattr__(self, "input_values",
+                           tuple(sorted((n, tuple(_number(v) for v in np.ravel(vs)))
+                                        for n, vs in values.items())))
         object.__setattr__(self, "disabled_passes", tuple(sorted(set(self.disabled_passes))))
         if self.quantize is not None:
             from .quantize import QuantizeOptions
@@ -86,5 +95,14 @@ class CompileOptions:
                 "input_shapes": {n: list(s) for n, s in self.input_shapes},
                 "disabled_passes": list(self.disabled_passes),
                 "desired_layout": self.desired_layout and self.desired_layout.value,
-                "quantize": self.quantize and self.quantize.to_json()}
+                "quantize": self.quantize and self.quantize.to_json(),
+                # only when given, so that earlier compiles keep their cache keys
+                **({"input_values": {n: list(v) for n, v in self.input_values}}
+                   if self.input_values else {})}
+
+
+def _number(value) -> int | float:
+    """An int when the value is integral (so the cache key does not depend on 16000 vs 16000.0)."""
+    value = float(value)
+    return int(value) if value.is_integer() else value
 

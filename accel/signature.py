@@ -74,3 +74,18 @@ def parse_shape_option(text: str) -> tuple[str, tuple[int, ...]]:
         raise UsageError(f"bad --input-shape '{text}'", hint="expected NAME=D0,D1,... e.g. "
                          "input=1,3,224,224")
     return name, shape
+
+
+def parse_value_option(text: str) -> tuple[str, tuple[float, ...]]:
+    """Parse ``name=16000`` or ``name=1,2.5`` (the --input-value syntax) into a name and values."""
+    from .errors import UsageError
+
+    name, sep, values = text.rpartition("=")
+    try:
+        parsed = tuple(float(v) for v in values.split(",") if v.strip())
+    except ValueError:
+        parsed = ()
+    if not sep or not name or not parsed:
+        raise UsageError(f"bad --input-value '{text}'",
+                         hint="expected NAME=V0,V1,... e.g. sr=16000")
+    return name, parsed

@@ -77,11 +77,12 @@ def test_fold_batch_norm_into_conv_gives_scaled_weights_and_one_bias():
                               for _ in range(4))
     chain = [(relax.op.subtract, mean), (relax.op.divide, std), (relax.op.multiply, gamma),
              (relax.op.add, beta)]
-    # The pass composes y = conv * scale + shift step by step, in float32.
-    scale = np.ones(4, np.float32) / std.ravel() * gamma.ravel()
-    shift = (np.zeros(4, np.float32) - mean.ravel()) / std.ravel() * gamma.ravel() + beta.ravel()
-    expected = _conv_then([(relax.op.add, shift.reshape(1, 4, 1, 1))],
-                          weight=weight * scale.reshape(4, 1, 1, 1))
+    # The pass composes y = conv * scale + shift step by step in float64, rounding once.
+    m, s, g, b = (v.ravel().astype(np.float64) for v in (mean, std, gamma, beta))
+    scale = np.ones(4) / s * g
+    shift = (np.zeros(4) - m) / s * g + b
+    expected = _conv_then([(relax.op.add, shift.reshape(1, 4, 1, 1).astype(np.float32))],
+                          weight=(weight * scale.reshape(4, 1, 1, 1)).astype(np.float32))
     after = tvm.transform.Sequential([FoldBatchNormIntoConv(),
                                       relax.transform.DeadCodeElimination()])(
         _conv_then(chain, weight=weight))

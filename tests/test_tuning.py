@@ -77,6 +77,32 @@ def test_tuned_records_are_applied_by_compile_and_match_onnxruntime(dense_file, 
     np.testing.assert_allclose(accel.load(artifact.path)(**feeds)[0], want, rtol=1e-4, atol=1e-5)
 
 
+def tiny_embedding() -> onnx.ModelProto:
+    """Gather from a 1000-row table, then a MatMul: the gather kernel reads int64 indices."""
+    rng = np.random.default_rng(0)
+    nodes = [helper.make_node("Gather", ["table", "ids"], ["e"]),
+             helper.make_node("MatMul", ["e", "w"], ["y"])]
+    weights = [numpy_helper.from_array(rng.standard_normal((1000, 16)).astype(np.float32),
+                                       "table"),
+               numpy_helper.from_array(rng.standard_normal((16, 8)).astype(np.float32), "w")]
+    graph = helper.make_graph(nodes, "embed", [helper.make_tensor_value_info(
+        "ids", TensorProto.INT64, [1, 32])], [helper.make_tensor_value_info(
+            "y", TensorProto.FLOAT, [1, 32, 8])], weights)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def test_a_gather_kernel_is_measured_with_valid_indices(tmp_path):
+    """Random int64 indices would read far outside the table and fail every trial."""
+    path = tmp_path / "embed.onnx"
+    onnx.save(tiny_embedding(), path)
+    report = tune(path, TARGET, options=_options(tmp_path, trials=4), progress=lambda _: None)
+    assert report.failed_trials == 0
+    assert {t["name"] for t in report.tasks} >= {"take"}
+    assert all(t["best_us"] is not None for t in report.tasks), report.tasks
+
+
 def test_a_finished_work_dir_is_not_reused_without_resume(dense_file, tmp_path):
     from accel.errors import UsageError
 

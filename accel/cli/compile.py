@@ -12,6 +12,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--opt", default="O2", help="optimization level O0..O3 (default O2)")
     parser.add_argument("--input-shape", action="append", default=[], metavar="NAME=D0,D1,..",
                         help="static shape for an input with dynamic dims (repeatable)")
+    parser.add_argument("--input-value", action="append", default=[], metavar="NAME=V0,V1,..",
+                        help="bind an input to constant values, e.g. a sample rate (repeatable)")
     parser.add_argument("--disable-pass", action="append", default=[], metavar="NAME",
                         help="skip a pass by name (repeatable)")
     parser.add_argument("--desired-layout", metavar="LAYOUT", default=None,
@@ -46,11 +48,12 @@ def run(args) -> int:
     """Compile and print a one-line summary (and the report with --verbose)."""
     from ..compiler import compile as compile_model
     from ..options import CompileOptions
-    from ..signature import parse_shape_option
+    from ..signature import parse_shape_option, parse_value_option
     from ..target import get_target
 
     options = CompileOptions(opt_level=args.opt,
                              input_shapes=dict(map(parse_shape_option, args.input_shape)),
+                             input_values=dict(map(parse_value_option, args.input_value)),
                              disabled_passes=tuple(args.disable_pass),
                              desired_layout=args.desired_layout,
                              quantize=_quantize_options(args))

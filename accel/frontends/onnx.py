@@ -19,7 +19,8 @@ from . import relax_outputs
 _DEFAULT_DOMAINS = ("", "ai.onnx")
 
 
-def import_file(path: Path, *, shapes: dict[str, tuple[int, ...]]) -> Model:
+def import_file(path: Path, *, shapes: dict[str, tuple[int, ...]],
+                values: dict[str, tuple] | None = None) -> Model:
     """Import an ONNX file, with clear errors for missing, non-model or malformed files."""
     data = path.read_bytes()
     try:
@@ -29,16 +30,21 @@ def import_file(path: Path, *, shapes: dict[str, tuple[int, ...]]) -> Model:
                              f"{str(exc)[:120]})") from None
     if not model.graph.node and not model.graph.output:
         raise ModelFileError(f"{path}: not an ONNX model (no graph)")
-    return import_model(model, source=str(path), shapes=shapes, data=data)
+    return import_model(model, source=str(path), shapes=shapes, data=data, values=values)
 
 
 def import_model(model: onnx.ModelProto, *, source: str, shapes: dict[str, tuple[int, ...]],
-                 data: bytes | None = None) -> Model:
-    """Import an in-memory ONNX model into a :class:`Model` with static input shapes."""
+                 data: bytes | None = None, values: dict[str, tuple] | None = None) -> Model:
+    """Import an in-memory ONNX model into a :class:`Model` with static input shapes
+    (``values``: inputs bound to constants, ``--input-value``)."""
+    from .onnx_bind import bind_values
     from .onnx_fold import fold_constants
 
     _check(model, source)
     digest = sha256_bytes(data if data is not None else model.SerializeToString())
+    if values:
+        model = bind_values(model, values, source, shapes)
+        shapes = {n: s for n, s in shapes.items() if n not in values}
     inputs = _input_specs(model, source, shapes)
     model = fold_constants(model, {t.name: t.shape for t in inputs})
     _check_ops(model, source)
@@ -81,7 +87,29 @@ def _input_specs(model, source, shapes) -> tuple[TensorSpec, ...]:
         if name not in names:
             raise ShapeError(f"{source}: --input-shape names unknown input '{name}'",
                              hint=did_you_mean(name, names))
-    return tuple(_input_spec(vi, source, shapes.get(vi.name)) for vi in graph_inputs)
+    specs = tuple(_input_spec(vi, source, shapes.get(vi.name)) for vi in graph_inputs)
+    _check_shared_dims(graph_inputs, specs, source)
+    return specs
+
+
+#: dim_params that mean "unknown", not a name shared between dims (Paddle's exports write '?'
+#: for PP-OCR's height and width)
+_UNNAMED_DIMS = frozenset({"?", "-1"})
+
+
+def _check_shared_dims(graph_inputs, specs, source) -> None:
+    """A symbolic dim named in several inputs (e.g. 'batch') must be pinned to one value."""
+    pinned: dict[str, tuple[int, str]] = {}
+    for vi, spec in zip(graph_inputs, specs, strict=True):
+        dims = vi.type.tensor_type.shape.dim
+        for i, (dim, value) in enumerate(zip(dims, spec.shape, strict=False)):
+            if not dim.dim_param or dim.dim_param in _UNNAMED_DIMS:
+                continue
+            first = pinned.setdefault(dim.dim_param, (value, vi.name))
+            if first[0] != value:
+                raise ShapeError(f"{source}: --input-shape {vi.name} dim {i} is {value}, but "
+                                 f"'{dim.dim_param}' is {first[0]} in input '{first[1]}'",
+                                 hint=f"the model names both dims '{dim.dim_param}'")
 
 
 def _input_spec(vi: onnx.ValueInfoProto, source: str, override) -> TensorSpec:
@@ -165,9 +193,12 @@ def _convert(model: onnx.ModelProto, source: str, inputs: tuple[TensorSpec, ...]
             return from_onnx(model, shape_dict=shape_dict, dtype_dict=dtype_dict, opset=opset,
                              keep_params_in_input=False)
     except onnx_ops.ConverterFailed as exc:
-        raise UnsupportedOpError(source, {exc.op: [exc.node]},
-                                 reasons={exc.op: f"TVM's converter failed: {exc.message}"}
-                                 ) from exc
+        from .onnx_if import branch_hint
+
+        error = UnsupportedOpError(source, {exc.op: [exc.node]},
+                                   reasons={exc.op: f"TVM's converter failed: {exc.message}"})
+        error.hint = branch_hint(model, exc.node)
+        raise error from exc
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
         raise InvalidModelError(f"{source}: the ONNX importer failed: {first[:300]}") from exc

@@ -14,22 +14,27 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from .onnx_if import branch_taken, inline
+
 #: ops never evaluated here: random, or with side inputs the reference cannot see
 NEVER_FOLD = frozenset({"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
                         "Bernoulli", "Multinomial", "Dropout", "If", "Loop", "Scan"})
 #: constants above this many elements are not computed at import time
 MAX_ELEMENTS = 1 << 16
+#: folding rounds (each re-runs shape inference); nested Ifs need one round per level
+MAX_ROUNDS = 12
 _DEFAULT_DOMAINS = ("", "ai.onnx")
 
 
 def fold_constants(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> onnx.ModelProto:
-    """A copy of ``model`` with constant-only nodes replaced by initializers (main graph only)."""
+    """A copy of ``model`` with constant-only nodes replaced by initializers, in subgraphs too,
+    and each If with a constant condition replaced by its taken branch."""
     folded = onnx.ModelProto()
     folded.CopyFrom(model)
     opset = next((o.version for o in model.opset_import if o.domain in _DEFAULT_DOMAINS), 1)
     _drop_initializer_inputs(folded.graph)
     _normalize_constants(folded.graph)
-    for _ in range(4):  # a folded shape can make the next shapes static
+    for _ in range(MAX_ROUNDS):  # a folded shape or inlined If can make more shapes static
         if not _fold_once(folded, shapes, opset):
             break
     return folded
@@ -69,10 +74,29 @@ def _drop_initializer_inputs(graph: onnx.GraphProto) -> None:
 
 def _fold_once(model: onnx.ModelProto, shapes: dict, opset: int) -> bool:
     graph = model.graph
-    consts = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-    static = _static_shapes(model, shapes)
-    kept, new = [], {}
+    changed = _fold_graph(graph, {}, _static_shapes(model, shapes), opset)
+    if changed:
+        weights = {t.name for t in graph.initializer}
+        used = {i for n in graph.node for i in _node_inputs(n)} | {o.name for o in graph.output}
+        inputs = [vi for vi in graph.input if vi.name not in weights or vi.name in used]
+        del graph.input[:]
+        graph.input.extend(inputs)
+    return changed
+
+
+def _fold_graph(graph: onnx.GraphProto, outer: dict, static: dict, opset: int) -> bool:
+    """Fold one graph in place, then the subgraphs of the nodes left (which see its constants);
+    an If whose condition is constant is replaced by its taken branch."""
+    consts = {**outer, **{t.name: numpy_helper.to_array(t) for t in graph.initializer}}
+    kept, new, inlined = [], {}, False
     for node in graph.node:
+        branch = _constant_if(node, consts)
+        if branch is not None:
+            nodes, weights = inline(node, branch)
+            kept.extend(nodes)
+            new.update(weights)
+            inlined = True
+            continue
         values = _evaluate(node, consts, static, opset)
         if values is None:
             kept.append(node)
@@ -80,20 +104,32 @@ def _fold_once(model: onnx.ModelProto, shapes: dict, opset: int) -> bool:
         for name, value in zip(node.output, values, strict=False):
             if name:
                 consts[name] = new[name] = value
-    if not new:
-        return False
-    used = {i for n in kept for i in _node_inputs(n)} | {o.name for o in graph.output}
-    initializers = [t for t in graph.initializer if t.name in used]
+    inner = [_fold_graph(sub, consts, static, opset) for node in kept for sub in _subgraphs(node)]
+    if new or inlined:
+        _replace(graph, kept, new)
+    return bool(new) or inlined or any(inner)
+
+
+def _constant_if(node, consts) -> onnx.GraphProto | None:
+    if node.op_type != "If" or node.domain not in _DEFAULT_DOMAINS or node.input[0] not in consts:
+        return None
+    return branch_taken(node, consts[node.input[0]])
+
+
+def _subgraphs(node: onnx.NodeProto):
+    for attr in node.attribute:
+        yield from ([attr.g] if attr.HasField("g") else []) + list(attr.graphs)
+
+
+def _replace(graph: onnx.GraphProto, nodes: list, new: dict[str, np.ndarray]) -> None:
+    """Set the graph's nodes, add the new constants, drop initializers nothing reads any more."""
+    used = {i for n in nodes for i in _node_inputs(n)} | {o.name for o in graph.output}
+    initializers = [t for t in graph.initializer if t.name in used and t.name not in new]
     initializers += [numpy_helper.from_array(v, name) for name, v in new.items() if name in used]
     del graph.node[:]
-    graph.node.extend(kept)
+    graph.node.extend(nodes)
     del graph.initializer[:]
     graph.initializer.extend(initializers)
-    weights = {t.name for t in graph.initializer}
-    inputs = [vi for vi in graph.input if vi.name not in weights or vi.name in used]
-    del graph.input[:]
-    graph.input.extend(inputs)
-    return True
 
 
 def _node_inputs(node: onnx.NodeProto):
@@ -118,12 +154,20 @@ def _static_shapes(model: onnx.ModelProto, shapes: dict) -> dict[str, tuple[int,
     with contextlib.suppress(Exception):  # on failure, keep what the model declares
         pinned = onnx.shape_inference.infer_shapes(pinned, data_prop=True)
     found = {}
-    for vi in [*pinned.graph.input, *pinned.graph.value_info, *pinned.graph.output]:
+    for vi in _value_infos(pinned.graph):
         t = vi.type.tensor_type
         if vi.type.HasField("tensor_type") and t.HasField("shape") and all(
                 d.HasField("dim_value") for d in t.shape.dim):
             found[vi.name] = tuple(d.dim_value for d in t.shape.dim)
     return found
+
+
+def _value_infos(graph: onnx.GraphProto):
+    """Every typed value of a graph and of its subgraphs (names are unique across scopes)."""
+    yield from [*graph.input, *graph.value_info, *graph.output]
+    for node in graph.node:
+        for sub in _subgraphs(node):
+            yield from _value_infos(sub)
 
 
 def _evaluate(node, consts, static, opset) -> list[np.ndarray] | None:

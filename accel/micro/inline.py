@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 
 def inline_rule():
     """A DLight rule: inline injective blocks, then compute each reduction's epilogue per output
@@ -40,3 +42,6 @@ def _epilogue_at(sch, red, remaining) -> None:
             sch.reverse_compute_at(consumer, loops[spatial - 1], preserve_unit_loops=True)
         except Exception:  # not a per-element epilogue (e.g. a broadcast): leave it
             continue
+    if len(loops) > spatial:  # the init before the reduction loops, not a branch inside them
+        with contextlib.suppress(Exception):  # no decomposable reduction: keep the init in place
+            sch.decompose_reduction(red.block_rv, loops[spatial])

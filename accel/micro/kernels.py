@@ -17,6 +17,7 @@ _FUNC = re.compile(r"^TVM_DLL int32_t __tvm_ffi_(\w+)\(void\* self_handle, void\
 _ALLOC = re.compile(r"TVMBackendAllocWorkspace\(([^;]*?)\)\)")
 _ALLOC_SIZE = re.compile(r"^\s*\d+,\s*\w+,\s*\(uint64_t\)(\d+)(?:ULL)?,")
 _TVM_CALL = re.compile(r"\b(TVM\w+)\s*\(")
+_DOUBLE = re.compile(r"\bdouble\b")
 _PACKED = re.compile(r'TVMFFIEnvModLookupFromImports\([^,]*, "([^"]+)"')
 
 
@@ -26,6 +27,8 @@ class KernelSource:
 
     text: str
     workspaces: dict[str, int]
+    #: Kernels computing in double (soft-float on Cortex-M4/M7's single-precision FPUs).
+    float64: tuple[str, ...] = ()
 
 
 def build_kernels(kernels, target, *, target_name: str) -> KernelSource:
@@ -43,7 +46,8 @@ def build_kernels(kernels, target, *, target_name: str) -> KernelSource:
     _check_symbols(source, target_name)
     text = _INCLUDE.sub("", source).replace("#define TVM_EXPORTS\n",
                                             '#define TVM_EXPORTS\n#include "accel_rt.h"\n', 1)
-    return KernelSource(text, workspaces(source))
+    doubles = tuple(k for k, body in _bodies(source) if _DOUBLE.search(body))
+    return KernelSource(text, workspaces(source), doubles)
 
 
 def _check_symbols(source: str, target_name: str) -> None:

@@ -71,7 +71,7 @@ def compile_package(model, spec, *, options, output, dump_ir=None,
     _check_replaceable(Path(output))
     timings: list[dict] = []
     with _timed(timings, "pipeline"):
-        mod = _fused_module(model, spec, options, dump_ir)
+        mod, rewrites = _fused_module(model, spec, options, dump_ir)
     with _timed(timings, "plan"):
         graph = lower_graph(mod, inputs=[t.name for t in model.inputs],
                             outputs=[t.name for t in model.outputs])
@@ -79,8 +79,9 @@ def compile_package(model, spec, *, options, output, dump_ir=None,
         kernels = build_kernels(graph.kernels, spec.tvm_target(), target_name=spec.name)
     plan = plan_arena(lifetimes(graph, kernels.workspaces))
     files = _files(model, spec, graph, plan, kernels)
+    rewrites["float64_kernels"] = list(kernels.float64)
     return _write(Path(output), files, compiler=compiler, spec=spec, model=model,
-                  options=options, plan=plan, graph=graph, timings=timings)
+                  options=options, plan=plan, graph=graph, timings=timings, rewrites=rewrites)
 
 
 @contextlib.contextmanager
@@ -91,7 +92,8 @@ def _timed(timings: list[dict], name: str):
 
 
 def _fused_module(model, spec, options, dump_ir):
-    """Run the family pipeline up to (not including) the VM lowering phases."""
+    """Run the family pipeline up to (not including) the VM lowering phases; also what the
+    micro passes rewrote (counts)."""
     import tvm
     from tvm import relax
     from tvm.s_tir import dlight
@@ -103,19 +105,43 @@ def _fused_module(model, spec, options, dump_ir):
     instruments = [tvm.ir.instrument.DumpIR(str(dump_ir), refresh=True)] if dump_ir else []
     with target, tvm.transform.PassContext(opt_level=3, instruments=instruments,
                                            disabled_pass=list(options.disabled_passes)):
-        passes = [p for name, ps in build_passes(spec, target, options) if name not in _STOP_AT
-                  for p in ps]
+        passes, micro = _micro_passes(build_passes(spec, target, options))
         # After the family's schedule phase: kernels it left unscheduled get the inline rule.
         passes += [dlight.ApplyDefaultSchedule(inline_rule()),
                    relax.transform.RewriteDataflowReshape()]
         try:
-            return tvm.transform.Sequential(passes, name="accel.micro")(model.mod)
+            mod = tvm.transform.Sequential(passes, name="accel.micro")(model.mod)
         except AccelError:
             raise
         except Exception as exc:
             last = [ln for ln in str(exc).splitlines() if ln.strip()][-1:] or ["?"]
             raise CompileError(f"{model.source}: lowering for target '{spec.name}' failed: "
                                f"{last[0][:300]}") from exc
+    counters = {"float64_demoted": "demoted", "qdq_integer_ops": "rewritten",
+                "raw_int_input_ops": "rewritten", "weight_bytes_narrowed": "saved"}
+    return mod, {key: int(getattr(micro[key], attr)) for key, attr in counters.items()}
+
+
+def _micro_passes(phases) -> tuple[list, dict]:
+    """The family's phases up to _STOP_AT; float64 demoted first; just before legalization
+    (after the last folding of whole expressions) QDQ convs and matmuls made integer, 8-bit
+    tensors fed to integer convs and matmuls directly, and integer weights narrowed."""
+    from .narrow_weights import NarrowIntWeights
+    from .qdq_integer import IntegerQdq
+    from .raw_int_inputs import RawIntInputs
+    from .single_precision import DemoteFloat64
+
+    micro = {"float64_demoted": DemoteFloat64(), "qdq_integer_ops": IntegerQdq(),
+             "raw_int_input_ops": RawIntInputs(), "weight_bytes_narrowed": NarrowIntWeights()}
+    passes = [micro["float64_demoted"]]
+    for name, ps in phases:
+        if name in _STOP_AT:
+            continue
+        if name == "legalize":
+            passes += [micro[k] for k in ("qdq_integer_ops", "raw_int_input_ops",
+                                          "weight_bytes_narrowed")]
+        passes += ps
+    return passes, micro
 
 
 def _files(model, spec, graph, plan, kernels) -> dict[str, str]:
@@ -147,7 +173,7 @@ def makefile(spec) -> str:
 
 
 def _write(out: Path, files, *, compiler, spec, model, options, plan, graph,
-           timings) -> CPackage:
+           timings, rewrites) -> CPackage:
     """Write into a temp folder beside ``out``, size it, then rename it into place."""
     out.parent.mkdir(parents=True, exist_ok=True)
     _check_replaceable(out)
@@ -160,6 +186,7 @@ def _write(out: Path, files, *, compiler, spec, model, options, plan, graph,
             sizes = toolchain.size_report(objects, compiler, arena=plan.size)
         shutil.rmtree(tmp / ".obj")
         manifest = _manifest(model, spec, options, files, plan, graph, sizes, timings)
+        manifest["report"]["micro_rewrites"] = rewrites
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
         _replace_dir(tmp, out)
     finally:

@@ -21,5 +21,12 @@ def print_report(model: str, manifest: dict, *, path, verbose: bool = False) -> 
     stack = sizes["stack"]
     print(f"  stack (gcc -fstack-usage): accel_model_run {stack['accel_model_run']} B + "
           f"accel_call {stack['accel_call']} B + largest kernel frame {stack['max_kernel']} B")
+    rewrites = report.get("micro_rewrites", {})
+    if rewrites.get("float64_kernels"):
+        print("  float64 (soft-float on single-precision FPUs) in kernels: "
+              + ", ".join(rewrites["float64_kernels"]))
+    counts = {k: v for k, v in rewrites.items() if k != "float64_kernels" and v}
+    if counts:
+        print("  micro rewrites: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     for line in manifest["arena"]["plan"]:
         print(f"  {line}")

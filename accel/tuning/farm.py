@@ -18,15 +18,17 @@ def runner(rpc: RPCOptions | None, *, workers: int):
 
     evaluator = ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=20,
                                           enable_cpu_cache_flush=False)
+    from .arguments import local_alloc, rpc_alloc
     from .build import die_with_parent
 
     if rpc is None:
         return ms.runner.LocalRunner(timeout_sec=30, evaluator_config=evaluator,
-                                     initializer=die_with_parent)
+                                     f_alloc_argument=local_alloc, initializer=die_with_parent)
     config = ms.runner.RPCConfig(tracker_host=rpc.tracker_host, tracker_port=rpc.tracker_port,
                                  tracker_key=rpc.key, session_timeout_sec=rpc.session_timeout_s)
     return ms.runner.RPCRunner(rpc_config=config, evaluator_config=evaluator,
-                               max_workers=max(1, workers), initializer=die_with_parent)
+                               f_alloc_argument=rpc_alloc, max_workers=max(1, workers),
+                               initializer=die_with_parent)
 
 
 def devices(rpc: RPCOptions) -> list[str]:

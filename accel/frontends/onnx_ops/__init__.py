@@ -15,8 +15,8 @@ GUARDS: dict[str, list[Callable]] = {}
 BUILTIN_OPS = frozenset({"If", "Constant"})
 #: the modules that register converters and guards (imported on first use: they need TVM)
 _MODULES = ("guards", "activations", "attention", "dropout", "elementwise", "fp16",
-            "layer_norm", "loss", "onehot", "pow", "quant", "reduce_minmax", "rnn", "sequence",
-            "tile")
+            "layer_norm", "loss", "onehot", "pow", "quant", "reduce_minmax", "reduce_sum", "rnn",
+            "sequence", "tile")
 _LOCK = threading.RLock()
 
 
