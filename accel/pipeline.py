@@ -52,6 +52,12 @@ def _attention(target, spec, options):
     return [FuseAttention(vector_lanes(target))] if spec.family in ("x86-cpu", "arm-cpu") else []
 
 
+def _pack_int8(target, spec, options):
+    from .passes.pack_int8_contractions import PackInt8Contractions
+
+    return [] if spec.family == "micro" else [PackInt8Contractions(target)]
+
+
 def _dispatch(target, spec, options):
     from tvm import relax
 
@@ -125,6 +131,7 @@ CLEANUP = Phase("cleanup", _cleanup)
 SIMPLIFY = Phase("simplify", _simplify, OptLevel.O1)
 LAYOUT = Phase("layout", _layout)
 ATTENTION = Phase("attention", _attention, OptLevel.O1)
+PACK_INT8 = Phase("pack-int8", _pack_int8, OptLevel.O1)
 DISPATCH = Phase("dispatch", _dispatch)
 FAST_MATH = Phase("fast-math", _fast_math, OptLevel.O2)
 LEGALIZE = Phase("legalize", _legalize)
@@ -135,8 +142,8 @@ ADRENO_TEXTURE = Phase("adreno-texture", _adreno_texture)
 LOWER = Phase("lower", _lower)
 FINALIZE = Phase("finalize", _finalize)
 
-_CPU = (CLEANUP, SIMPLIFY, LAYOUT, ATTENTION, DISPATCH, FAST_MATH, LEGALIZE, FUSE, APPLY_TUNING,
-        SCHEDULE, LOWER, FINALIZE)
+_CPU = (CLEANUP, SIMPLIFY, LAYOUT, ATTENTION, PACK_INT8, DISPATCH, FAST_MATH, LEGALIZE, FUSE,
+        APPLY_TUNING, SCHEDULE, LOWER, FINALIZE)
 # GPUs always need the schedule phase: an unscheduled kernel has no thread binding.
 _GPU = (CLEANUP, SIMPLIFY, DISPATCH, LEGALIZE, FUSE, APPLY_TUNING, SCHEDULE, LOWER, FINALIZE)
 _ADRENO = (CLEANUP, SIMPLIFY, DISPATCH, ADRENO_TEXTURE, LOWER, FINALIZE)

@@ -44,8 +44,27 @@ def dlight_rules(name: str) -> list:
         cls = getattr(modules.get(module_name), cls_name, None)
         if cls is None:
             raise TargetError(f"schedules/{name}.toml: unknown DLight rule '{rule}'")
-        rules.append(cls())
+        rules.append(cls() if module_name == "accel" else _declining(cls()))
     return rules
+
+
+def _declining(rule):
+    """``rule``, declining (None) the kernels on which it fails an internal assertion instead of
+    failing the build: DLight's GEMV asserts on reductions to a single element (a conv with one
+    output channel, a sum of all weights), which the next rule in the chain schedules."""
+    from tvm.s_tir.dlight.base import ScheduleRule
+
+    class Declining(ScheduleRule):
+        def is_target_available(self, target) -> bool:
+            return rule.is_target_available(target)
+
+        def apply(self, func, target, tunable):
+            try:
+                return rule.apply(func, target, tunable)
+            except AssertionError:
+                return None
+
+    return Declining()
 
 
 def default_schedule_pass(name: str):

@@ -170,3 +170,22 @@ def test_tuning_measures_on_the_emulated_device_and_compile_applies_it(farm, tmp
     got = load_remote(artifact.path, farm)(**feeds)[0]
     np.testing.assert_allclose(got, models.onnxruntime_outputs(tiny_dense(), feeds)[0],
                                rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("target", ["rpi5", "aarch64-linux"])  # sdot; no dot product
+@pytest.mark.parametrize("x_type", ["uint8", "int8"])
+def test_int8_qlinearconv_on_the_emulated_device_is_exact(farm, target, x_type, tmp_path):
+    from onnx import TensorProto
+    from onnx.reference import ReferenceEvaluator
+
+    from .test_qoperator_import import _qlinearconv
+
+    onnx_type = TensorProto.UINT8 if x_type == "uint8" else TensorProto.INT8
+    model, feeds = _qlinearconv(x_type=onnx_type, w_type=TensorProto.INT8,
+                                x_zp=3 if x_type == "uint8" else -3, w_zp=[0] * 32, cin=16,
+                                cout=32, group=1, pad=1, stride=1,
+                                rng=np.random.default_rng(0))
+    remote = load_remote(_compile(model, target, tmp_path, "qconv").path, farm)
+    got = remote(**feeds)[0]
+    del remote  # frees the emulated device for the next test
+    np.testing.assert_array_equal(got, ReferenceEvaluator(model).run(None, feeds)[0])

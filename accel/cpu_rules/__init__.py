@@ -2,5 +2,6 @@
 
 from .contraction import Contraction
 from .injective import Injective
+from .int8 import Int8Contraction
 
-__all__ = ["Contraction", "Injective"]
+__all__ = ["Contraction", "Injective", "Int8Contraction"]

@@ -66,7 +66,7 @@ def _fold_function(func):
                 result = _try_fold(value, known)
                 if result is not None:
                     known[binding.var] = result
-                    value = relax.const(result)
+                    value = _const(result)
                 binding = relax.VarBinding(binding.var, value)
             bindings.append(binding)
         kind = relax.DataflowBlock if isinstance(block, relax.DataflowBlock) else relax.BindingBlock
@@ -75,11 +75,17 @@ def _fold_function(func):
     return relax.Function(func.params, body, func.ret_ty, func.is_pure, func.attrs)
 
 
+def _const(value: np.ndarray):
+    """A constant of the array's own dtype (relax.const alone turns float64 and int64 arrays
+    into 32 bits)."""
+    return relax.const(value, str(value.dtype))
+
+
 def _substitute(call, known):
     """``call`` with arguments bound to folded constants replaced by those constants."""
     if not any(arg in known for arg in call.args if isinstance(arg, relax.Var)):
         return call
-    args = [relax.const(known[a]) if isinstance(a, relax.Var) and a in known else a
+    args = [_const(known[a]) if isinstance(a, relax.Var) and a in known else a
             for a in call.args]
     return relax.Call(call.op, args, call.attrs, call.ty_args)
 
