@@ -21,12 +21,15 @@ def channel_block(channels: int, lanes: int) -> int | None:
 
 def conv_layouts(call, lanes: int) -> dict:
     """ConvertLayout's ``layout_cb``: blocked layouts for a dense or depthwise 2-D convolution
-    whose channel counts have a block; ``{}`` (keep the layout) for anything else."""
+    whose channel counts have a block, NHWC for an int8 one (``PackInt8Contractions``); ``{}``
+    (keep the layout) for anything else."""
     if getattr(call.op, "name", "") != "relax.nn.conv2d":
         return {}
     attrs = call.attrs
     if attrs.data_layout != "NCHW" or attrs.kernel_layout != "OIHW":
         return {}
+    if str(call.args[0].ty.dtype) in ("int8", "uint8"):  # the int8 dot-product kernels are NHWC
+        return {"relax.nn.conv2d": ["NHWC", "HWIO"]}
     shape = [_int(d) for d in call.args[1].ty.shape]  # OIHW
     if None in shape:
         return {}
