@@ -34,8 +34,15 @@ def is_reduction(sch, block) -> bool:
 
 
 def root_blocks(sch) -> list:
-    """The blocks directly under the function's root block."""
-    return list(sch.get_child_blocks(sch.get_sblock("root")))
+    """The blocks directly under the function's root block; none for a kernel without one
+    (an extern call such as TopK's ``tvm.contrib.sort.topk`` is a single bare block)."""
+    from tvm import s_tir
+
+    try:
+        root = sch.get_sblock("root")
+    except s_tir.ScheduleError:
+        return []
+    return list(sch.get_child_blocks(root))
 
 
 def is_identity_copy(sch, block) -> bool:
