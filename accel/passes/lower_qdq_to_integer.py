@@ -100,10 +100,14 @@ class _Lowerer(PyExprMutator):
             return expr.value.numpy()
         if not isinstance(expr, relax.Call) or not isinstance(expr.op, tvm.ir.Op):
             return None
-        args = [self._const(a) if not isinstance(a, relax.ShapeExpr) else a for a in expr.args]
         name = expr.op.name
-        if any(a is None for a in args):
-            return None
+        if name not in ("relax.reshape", "relax.dequantize", "relax.astype"):
+            return None  # before looking at the arguments: a walk of the whole graph otherwise
+        args = []
+        for a in expr.args:
+            args.append(a if isinstance(a, relax.ShapeExpr) else self._const(a))
+            if args[-1] is None:
+                return None
         if name == "relax.reshape":
             return args[0].reshape([int(v) for v in args[1].values])
         if name == "relax.dequantize":
