@@ -10,7 +10,7 @@ import accel
 from accel.quantize import QuantizeOptions
 
 from . import datasets, datasets_vision, torch_wheels
-from .test_real_models_onnx import MAGIKA, MAGIKA_BATCH, model_path
+from .test_real_models_onnx import MAGIKA, MAGIKA_BATCH, OCR, OCR_BATCH, OCR_REC, model_path
 
 torch = pytest.importorskip("torch", reason="torch is not installed (pip install 'accel[dev]')")
 pytestmark = pytest.mark.e2e
@@ -92,3 +92,29 @@ def test_magika_int8_label_accuracy_on_real_files_matches_fp32():
     acc32, acc8 = accuracy(fp32), accuracy(int8)
     print(f"magika on {n} files: fp32 {acc32:.3f}, int8 {acc8:.3f}")
     assert acc32 >= 0.7 and acc8 >= acc32 - 0.03
+
+
+@pytest.mark.slow
+def test_ocr_rec_int8_exact_lines_within_two_points_of_fp32():
+    """PP-OCRv4 recognition (rapidocr) on 64 rendered lines, calibrated on 32 other lines
+    (onnxruntime's naive int8 loses 56 points of exact lines on PP-OCRv4)."""
+    path = model_path(*OCR, OCR_REC)
+    batch, texts = datasets.ocr_dataset(64, seed=100)
+    others, _ = datasets.ocr_dataset(32, seed=7)
+    shapes = {"x": (OCR_BATCH, *batch.shape[1:])}
+    fp32 = accel.load(accel.compile(path, "host", options=accel.CompileOptions(
+        input_shapes=shapes)).path)
+    artifact = accel.compile(path, "host", options=accel.CompileOptions(
+        input_shapes=shapes, quantize=QuantizeOptions(mode="int8")),
+        calibration=[{"x": others[i:i + OCR_BATCH]} for i in range(0, 32, OCR_BATCH)])
+    int8, chars = accel.load(artifact.path), datasets.ocr_characters(path)
+
+    def exact_lines(module) -> float:
+        read = []
+        for i in range(0, len(batch), OCR_BATCH):
+            read += datasets.ctc_decode(np.array(module(x=batch[i:i + OCR_BATCH])[0]), chars)
+        return float(np.mean([r.strip() == t for r, t in zip(read, texts, strict=True)]))
+
+    acc32, acc8 = exact_lines(fp32), exact_lines(int8)
+    print(f"PP-OCRv4 rec exact lines: fp32 {acc32:.3f}, int8 {acc8:.3f}")
+    assert acc32 >= 0.8 and acc8 >= acc32 - 0.02

@@ -57,7 +57,10 @@ class Observer:
         if self.kind == "percentile":
             return min(float(absmax), _percentile(self.hist, self.edge, self.percentile))
         levels = 255 if self.unsigned else 127
-        return min(float(absmax), entropy_threshold(self.hist, self.edge, levels))
+        # KL alone may clip a heavy tail that carries the signal (hardswish outputs in
+        # PP-OCRv4: 0% exact lines); never clip more than the percentile observer would.
+        floor = _percentile(self.hist, self.edge, self.percentile)
+        return min(float(absmax), max(floor, entropy_threshold(self.hist, self.edge, levels)))
 
 
 def _percentile(hist: np.ndarray, edge: float, percentile: float) -> float:
