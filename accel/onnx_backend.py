@@ -95,19 +95,13 @@ def _shape_operand_inputs(model: onnx.ModelProto) -> set[str]:
 
 def _bind_inputs(model: onnx.ModelProto, values: dict[str, np.ndarray]) -> onnx.ModelProto:
     """A copy of the model with these graph inputs turned into initializers of these values."""
-    from onnx import numpy_helper
-
     too_big = [n for n, a in values.items() if a.size > MAX_BOUND_ELEMENTS]
     if too_big:
         raise InputError(f"input(s) {', '.join(too_big)} fix output shapes and are bound at "
                          f"build time, but have over {MAX_BOUND_ELEMENTS} elements")
-    bound = onnx.ModelProto()
-    bound.CopyFrom(model)
-    kept = [vi for vi in bound.graph.input if vi.name not in values]
-    del bound.graph.input[:]
-    bound.graph.input.extend(kept)
-    bound.graph.initializer.extend(numpy_helper.from_array(a, n) for n, a in values.items())
-    return bound
+    from .frontends.onnx_bind import as_initializers
+
+    return as_initializers(model, values)
 
 
 def _static_shape(vi: onnx.ValueInfoProto) -> tuple[int, ...] | None:

@@ -181,6 +181,21 @@ def tuning_passes(spec, target, options: CompileOptions):
     return [(p.name, p.build(target, spec, options)) for p in kept]
 
 
+def run_until_lower(mod, spec, options: CompileOptions):
+    """``mod`` after every phase before ``lower``: fused, scheduled kernels still in TIR."""
+    import tvm
+
+    target = spec.tvm_target()
+    with target:
+        phases = build_passes(spec, target, options)
+    with target, tvm.transform.PassContext(opt_level=3):
+        for name, passes in phases:
+            if name == LOWER.name:
+                break
+            mod = tvm.transform.Sequential(passes)(mod)
+    return mod
+
+
 def build_passes(spec, target, options: CompileOptions):
     """Instantiate each phase's passes: a list of (phase name, passes)."""
     phases = phases_for(spec.family, options)

@@ -24,24 +24,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def scheduled_module(onnx_path: Path, target_name: str, layout: str | None):
     """The model's module after accel's pipeline up to (and including) the schedule phase."""
-    import tvm
 
     from accel.model import load_model
     from accel.options import CompileOptions
-    from accel.pipeline import build_passes
+    from accel.pipeline import run_until_lower
     from accel.target import get_target
 
     options = CompileOptions(desired_layout=layout)
     spec = get_target(target_name)
+    mod = run_until_lower(load_model(str(onnx_path), options=options).mod, spec, options)
     target = spec.tvm_target()
-    mod = load_model(str(onnx_path), options=options).mod
-    with target:
-        phases = build_passes(spec, target, options)
-    with target, tvm.transform.PassContext(opt_level=3):
-        for name, passes in phases:
-            if name == "lower":
-                break
-            mod = tvm.transform.Sequential(passes)(mod)
     return mod, target
 
 

@@ -17,6 +17,11 @@ def bind_values(model: onnx.ModelProto, values: dict[str, tuple], source: str,
     inputs = {vi.name: vi for vi in model.graph.input if vi.name not in weights}
     arrays = {name: _array(inputs, name, vs, source, shapes.get(name))
               for name, vs in values.items()}
+    return as_initializers(model, arrays)
+
+
+def as_initializers(model: onnx.ModelProto, arrays: dict[str, np.ndarray]) -> onnx.ModelProto:
+    """A copy of ``model`` in which these graph inputs are initializers holding these arrays."""
     bound = onnx.ModelProto()
     bound.CopyFrom(model)
     kept = [vi for vi in bound.graph.input if vi.name not in arrays]

@@ -85,19 +85,9 @@ def _relax_before_lowering(model, spec, options):
 
 
 def _run_phases(mod, spec, options):
-    import tvm
+    from ..pipeline import run_until_lower
 
-    from ..pipeline import build_passes
-
-    target = spec.tvm_target()
-    with target:
-        phases = build_passes(spec, target, options)
-    with target, tvm.transform.PassContext(opt_level=3):
-        for name, passes in phases:
-            if name == "lower":
-                break
-            mod = tvm.transform.Sequential(passes)(mod)
-    return mod
+    return run_until_lower(mod, spec, options)
 
 
 def _kernel_launches(mod, spec) -> dict[str, tuple[list, dict[str, int]]]:
